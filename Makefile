@@ -1,0 +1,28 @@
+# The whole set-up on a fresh machine: `make study` runs the study, `make test` runs the tests.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PRESET  ?= quick
+OUT     ?= runs
+ONLY    ?=
+STAMP   := $(VENV)/.vitkd-installed
+
+.PHONY: study test report export clean-venv
+
+$(STAMP): settings.ini setup.py constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+study: $(STAMP)  ## run the study (PRESET=quick|smoke|full, ONLY="a b") and write $(OUT)/$(PRESET)/REPORT.md
+	$(VENV)/bin/vitkd-study run --preset $(PRESET) --out $(OUT) $(if $(ONLY),--only $(ONLY)); \
+	  status=$$?; $(VENV)/bin/vitkd-study report $(OUT)/$(PRESET); exit $$status
+
+test: $(STAMP)  ## notebook tests, library tests and the smoke study
+	$(PY) -m pytest -q tests
+
+export: $(STAMP)
+	$(VENV)/bin/nbdev_export
+
+clean-venv:
+	rm -rf $(VENV)
