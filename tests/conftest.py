@@ -1,0 +1,3 @@
+import os, matplotlib
+matplotlib.use('Agg')
+os.environ.setdefault('MPLBACKEND', 'Agg')
