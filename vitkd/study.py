@@ -169,7 +169,7 @@ def run_experiment(nb:str|Path, out_dir:str|Path, preset:str, force:bool=False, 
             raise RuntimeError(f"{nb.name} ran but wrote no metrics.json: end it with Results(...).save()")
         st = dict(status='ok')
     except pm.PapermillExecutionError as e:
-        st = dict(status='failed', cell=e.exec_count, cell_index=e.cell_index, error=f'{e.ename}: {e.evalue}')
+        st = dict(status='failed', cell=e.exec_count, source=(e.source or '')[:300], error=f'{e.ename}: {e.evalue}')
     except Exception as e:
         st = dict(status='failed', cell=None, error=f'{type(e).__name__}: {e}')
     st.update(preset=preset, notebook=str(nb), finished=_now(), seconds=round(time.perf_counter()-t0, 1))

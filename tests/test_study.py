@@ -1,0 +1,71 @@
+"End-to-end tests of the study runner: the real smoke preset, resume after an interruption, failure isolation."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT/'tests'/'study_nbs'
+CLI = [str(Path(sys.executable).parent/'vitkd-study')]
+
+def study(*args, env=None, **kw):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, **kw)
+
+def status(folder): return json.loads((folder/'status.json').read_text())
+
+def test_smoke_preset_end_to_end(tmp_path):
+    "Every experiment notebook runs with the smoke preset, writes metrics and appears in the report; a re-run skips them all"
+    r = study('run', '--preset', 'smoke', '--out', str(tmp_path))
+    print(r.stdout[-5000:], r.stderr[-5000:])
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = sorted(p.stem for p in (ROOT/'nbs'/'study').glob('*.ipynb') if not p.stem.startswith('_'))
+    assert 'baselines' in names
+    for n in names:
+        d = tmp_path/'smoke'/n
+        assert status(d)['status'] == 'ok', (n, status(d))
+        m = json.loads((d/'metrics.json').read_text())
+        assert m['experiment'] == n and m['tables'], n
+        assert (d/f'{n}.ipynb').exists()
+    report = (tmp_path/'smoke'/'REPORT.md').read_text()
+    for n in names: assert f'## {n}' in report
+    r2 = study('run', '--preset', 'smoke', '--out', str(tmp_path))
+    assert r2.returncode == 0 and r2.stdout.count('done before, skipped') == len(names), r2.stdout
+
+def test_failure_is_isolated_and_named(tmp_path):
+    "A failing experiment is recorded with its cell and error; the others still run; the command exits non-zero"
+    r = study('run', '--preset', 'smoke', '--out', str(tmp_path), '--nbs', str(FIXTURES), '--only', 'b_fails', 'a_ok')
+    assert r.returncode == 1
+    assert 'FAILED b_fails' in r.stderr and 'ZeroDivisionError' in r.stderr
+    st = status(tmp_path/'smoke'/'b_fails')
+    assert st['status'] == 'failed' and st['cell'] == 4 and 'ZeroDivisionError' in st['error']  # In [4]: after papermill's injected cell
+    assert st['source'] == 'y = x / 0'
+    assert status(tmp_path/'smoke'/'a_ok')['status'] == 'ok'
+    report = (tmp_path/'smoke'/'REPORT.md').read_text()
+    assert 'one is less than two' in report and 'ZeroDivisionError' in report
+
+def test_interrupted_run_resumes(tmp_path):
+    "Kill a run in the middle of an experiment: the next run skips what finished and the experiment resumes its sub-runs"
+    out = tmp_path/'runs'
+    p = subprocess.Popen(CLI + ['run', '--preset', 'smoke', '--out', str(out), '--nbs', str(FIXTURES), '--only', 'a_ok', 'c_resumes'],
+                         cwd=ROOT, env={**os.environ, 'VITKD_FIXTURE_SLEEP': '120'}, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    c = out/'smoke'/'c_resumes'
+    t0 = time.time()
+    while not (c/'runs'/'step1.json').exists():
+        assert time.time()-t0 < 120 and p.poll() is None, 'the run did not reach the sub-result in time'
+        time.sleep(0.5)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert status(c)['status'] == 'running' and not (c/'metrics.json').exists()
+    a_metrics = (out/'smoke'/'a_ok'/'metrics.json').read_bytes()
+    r = study('run', '--preset', 'smoke', '--out', str(out), '--nbs', str(FIXTURES), '--only', 'a_ok', 'c_resumes',
+              env={'VITKD_FIXTURE_SLEEP': '0'})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'a_ok: done before, skipped' in r.stdout
+    assert status(c)['status'] == 'ok'
+    assert (c/'calls.log').read_text().split() == ['1', '2']  # step 1 was not computed again
+    assert (out/'smoke'/'a_ok'/'metrics.json').read_bytes() == a_metrics
+
+def test_bad_names_are_refused():
+    r = study('run', '--preset', 'enormous')
+    assert r.returncode == 2 and 'choose one of smoke, quick, full' in r.stderr
+    r = study('run', '--preset', 'smoke', '--only', 'nosuch')
+    assert r.returncode == 2 and 'choose from' in r.stderr and 'baselines' in r.stderr
