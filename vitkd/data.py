@@ -212,7 +212,7 @@ class ArrayDL(DataLoader):
         if x.dtype!=torch.uint8 or x.ndim!=4: raise ValueError(f"x must be uint8 (N,C,H,W), got {x.dtype} {tuple(x.shape)}")
         if len(x)!=len(y): raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
         self.x,self.y,self.augment,self.pad,self.seed = x,y,augment,pad,seed
-        xf = x[:2048].float()/255
+        xf = x[:2048].float().cpu()/255
         self.mean = torch.as_tensor(mean if mean is not None else xf.mean((0,2,3))).float().view(1,-1,1,1)
         self.std  = torch.as_tensor(std  if std  is not None else xf.std((0,2,3))).float().view(1,-1,1,1)
         self.epoch,self.last_idxs,self.last_draws = -1,None,None
@@ -226,7 +226,8 @@ class ArrayDL(DataLoader):
         i = torch.as_tensor(b, dtype=torch.long)
         self.last_idxs = i
         self.last_draws = draw_crop_flip(len(i), self.pad, generator=self.gen) if self.augment else None
-        return self.x[i], self.y[i]
+        j = i.to(self.x.device, non_blocking=True)
+        return self.x[j], self.y[j]
     def after_batch(self, b):
         x,y = b
         x = x.float().div_(255)
@@ -250,7 +251,9 @@ def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0
     if len(tr) < bs: raise ValueError(f"batch size {bs} is larger than the {len(tr)} training images: lower bs or raise subset")
     xtr = a.x_train[tr].float()/255
     mean,std = xtr.mean((0,2,3)), xtr.std((0,2,3))
-    mk = lambda x,y,**kw: ArrayDL(x, y, mean=mean, std=std, seed=seed, device=device, **kw)
+    # on a GPU the uint8 images live in device memory (150 MB for CIFAR-10): a batch is one on-device gather
+    keep = (lambda t: t.to(device)) if device.type=='cuda' else (lambda t: t)
+    mk = lambda x,y,**kw: ArrayDL(keep(x), keep(y), mean=mean, std=std, seed=seed, device=device, **kw)
     eval_bs = eval_bs or max(bs, 256)
     dls = DataLoaders(mk(a.x_train[tr], a.y_train[tr], bs=bs, shuffle=True, drop_last=True, augment=augment),
                       mk(a.x_train[va], a.y_train[va], bs=eval_bs),
