@@ -153,11 +153,12 @@ def resize_batch(x:torch.Tensor, size:int|tuple, method:str='lanczos3') -> torch
     y = F.interpolate(x.float(), size=size, mode=method, align_corners=False, antialias=True)
     return y.round().clamp(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else y.to(x.dtype)
 
-def resize_arrays(a, size:int, method:str='lanczos3', bs:int=1024):
-    "`ImageArrays` `a` with every image resized to `size` by `method`; returns (arrays, seconds, images/s)"
+def resize_arrays(a, size:int, method:str='lanczos3', bs:int=1024, device=None):
+    "`ImageArrays` `a` with every image resized to `size` by `method` (on `device`); returns (arrays, seconds, images/s)"
     from vitkd.data import ImageArrays
+    device = torch.device(device or 'cpu')
     t0 = time.perf_counter()
-    conv = lambda x: torch.cat([resize_batch(x[i:i+bs], size, method) for i in range(0, len(x), bs)])
+    conv = lambda x: torch.cat([resize_batch(x[i:i+bs].to(device), size, method).cpu() for i in range(0, len(x), bs)])
     xtr,xte = conv(a.x_train), conv(a.x_test)
     secs = time.perf_counter() - t0
     out = ImageArrays(xtr, a.y_train, xte, a.y_test, a.classes, f'{a.name}@{size}px-{method}')
@@ -183,9 +184,16 @@ def benchmark_resize(cases=(((32, 32), 224), ((375, 500), 224)), # ((H, W) in, s
                      batch_sizes=(1, 64), # images per call
                      repeats:int=5, # rounds; the best is kept
                      device=None, # where ours (and torch's) run; Pillow always on the CPU
+                     threads:int|None=1, # torch CPU threads while timing (Pillow uses one); None: leave as is
                      seed:int=0) -> list[dict]:
     "Images/s of Pillow LANCZOS, torch's interpolate and `lanczos_resize` on random RGB images, with ratios"
-    device = torch.device(device or 'cpu'); sync = device.type == 'cuda'
+    nt = torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    try: return _benchmark(cases, batch_sizes, repeats, torch.device(device or 'cpu'), seed)
+    finally: torch.set_num_threads(nt)
+
+def _benchmark(cases, batch_sizes, repeats, device, seed):
+    sync = device.type == 'cuda'
     g = torch.Generator().manual_seed(seed)
     tmode = 'lanczos' if torch_has_lanczos() and device.type == 'cpu' else 'bicubic'
     rows = []
@@ -204,7 +212,7 @@ def benchmark_resize(cases=(((32, 32), 224), ((375, 500), 224)), # ((H, W) in, s
             best = {k: float('inf') for k in fs}
             for _ in range(repeats):  # interleaved rounds: every method sees the same machine load
                 for k,f in fs.items(): best[k] = min(best[k], _best_time(f, 1, sync))
-            r = dict(case=f'{H}x{W}->{s}', batch=bs, device=str(device))
+            r = dict(case=f'{H}x{W}->{s}', batch=bs, device=str(device), threads=torch.get_num_threads())
             r.update({f'{k}_img_s': bs/t for k,t in best.items()})
             r['ours_u8_vs_pillow'] = best['pillow_u8']/best['ours_u8']
             r['ours_f32_vs_pillow'] = best['pillow_u8']/best['ours_f32']
