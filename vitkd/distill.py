@@ -153,7 +153,7 @@ class KDCallback(Callback):
         self.learn.loss_grad = (1-self.alpha)*self.learn.loss_grad + self.alpha*self.kd_loss
         self.learn.loss = self.learn.loss_grad.clone().detach()
 
-# %% ../nbs/06_distill.ipynb #cell-32
+# %% ../nbs/06_distill.ipynb #cell-34
 class VisionTransformerMultiDistilled(VisionTransformerDistilled):
     "timm's DeiT ViT with `n_dist` distillation tokens and heads (one per teacher); inference averages all heads"
     def __init__(self, *args, n_dist:int=2, **kwargs):
@@ -184,7 +184,7 @@ def vit_multi_distilled(n_dist:int=2, # distillation tokens (one per teacher)
                  mlp_ratio=mlp_ratio, num_classes=num_classes, spt=False, lsa=False, distilled=True, n_dist=n_dist)
     return m
 
-# %% ../nbs/06_distill.ipynb #cell-36
+# %% ../nbs/06_distill.ipynb #cell-38
 class DistillTokenCallback(Callback):
     "Train a DeiT student: the class head on the labels, each distillation head on a teacher"
     order,run_valid = KDCallback.order, False
