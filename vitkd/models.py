@@ -5,7 +5,7 @@
 # %% ../nbs/02_models.ipynb #cell-1
 from __future__ import annotations
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, contextmanager
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.models.resnet import ResNet, BasicBlock
@@ -21,7 +21,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['RESNET_LAYERS', 'resnet_cifar', 'vit_cifar', 'n_params', 'Throughput', 'find_bs_', 'fit_classifier', 'evaluate',
-           'trained_model']
+           'trained_model', 'file_lock']
 
 # %% ../nbs/02_models.ipynb #cell-6
 RESNET_LAYERS = {10: (1,1,1,1), 18: (2,2,2,2), 34: (3,4,6,3)}
@@ -118,14 +118,26 @@ def trained_model(name:str, make_model, dls, train_cfg:dict, folder:str|Path|Non
     if cfg['data'] is None: raise ValueError("dls has no data_cfg: build it with vitkd.data.image_dls so the cache key covers the data")
     key = config_hash(cfg)
     path = Path(folder or cache_dir('models'))/f'{name}-{key}.pt'
-    if path.exists() and not retrain:
-        meta = load_checkpoint(model, path)
-        if verbose: print(f"{name}: reusing {path.name} (test acc {meta['test_acc']:.4f})")
-        return model.to(dls.device), meta
-    learn = fit_classifier(model, dls, **train_cfg)
-    meta = dict(name=name, config=cfg, key=key, test_acc=evaluate(model, dls.test), valid_acc=evaluate(model, dls.valid),
-                images_per_s=learn.throughput.images_per_s, train_seconds=learn.throughput.seconds,
-                params=n_params(model), device=str(dls.device))
-    save_checkpoint(model, path, meta)
+    with file_lock(path.with_suffix('.lock')):  # a second process asking for the same model waits, then reuses it
+        if path.exists() and not retrain:
+            meta = load_checkpoint(model, path)
+            if verbose: print(f"{name}: reusing {path.name} (test acc {meta['test_acc']:.4f})")
+            return model.to(dls.device), meta
+        learn = fit_classifier(model, dls, **train_cfg)
+        meta = dict(name=name, config=cfg, key=key, test_acc=evaluate(model, dls.test), valid_acc=evaluate(model, dls.valid),
+                    images_per_s=learn.throughput.images_per_s, train_seconds=learn.throughput.seconds,
+                    params=n_params(model), device=str(dls.device))
+        save_checkpoint(model, path, meta)
     if verbose: print(f"{name}: trained and saved {path.name} (test acc {meta['test_acc']:.4f})")
     return model, load_json(path.with_suffix('.pt.json'))
+
+@contextmanager
+def file_lock(path:str|Path):
+    "Hold an exclusive lock on `path` (POSIX `flock`; a no-op where that is unavailable) while the block runs"
+    try: import fcntl
+    except ImportError: yield; return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
