@@ -199,7 +199,9 @@ class LogitCache:
 
     def __repr__(self):
         return (f"LogitCache({self.path.name}: {self.epochs} epochs x {self.samples_per_epoch} samples, "
-                f"{self.n_teachers} teacher(s) x {self.n_classes} classes, {self.nbytes/2**20:.1f} MiB)")
+                f"{self.n_teachers} teacher(s) x {self.n_classes} classes, {_size(self.nbytes)})")
+
+def _size(n:int) -> str: return f'{n/2**20:.1f} MiB' if n >= 2**20 else f'{n/2**10:.1f} KiB'
 
 # %% ../nbs/08_logit_cache.ipynb #cell-20
 def _train_dl(dls): return dls.train if isinstance(dls, DataLoaders) else dls
