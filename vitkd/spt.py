@@ -96,7 +96,7 @@ class LocalitySelfAttention(Attention):
         if gate is not None: x = x*gate
         return self.proj_drop(self.proj(x))
 
-# %% ../nbs/05_spt.ipynb #cell-24
+# %% ../nbs/05_spt.ipynb #cell-26
 def train_throughput(models:dict, bs:int=64, img_size:int=32, n_classes:int=10, steps:int=3, rounds:int=3,
                      device=None) -> dict:
     "Training images/s of each of `models` (a dict name -> model) on one random batch, timed interleaved"
