@@ -2,6 +2,7 @@
 import os
 from pathlib import Path
 import pytest
+from nbdev.config import get_config
 from nbdev.test import test_nb as run_nb
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
@@ -10,5 +11,5 @@ FLAGS = os.environ.get('VITKD_TEST_FLAGS', '').split()  # e.g. "slow" to run the
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb):
-    ok,secs = run_nb(nb, force_flags=FLAGS, do_print=False)
+    ok,secs = run_nb(nb, skip_flags=get_config(path=NBS).tst_flags.split('|'), force_flags=FLAGS, do_print=False)
     assert ok, f"{nb.name} failed (see the traceback above)"
