@@ -11,5 +11,5 @@ FLAGS = os.environ.get('VITKD_TEST_FLAGS', '').split()  # e.g. "slow" to run the
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb):
-    ok,secs = run_nb(nb, skip_flags=get_config(path=NBS).tst_flags.split('|'), force_flags=FLAGS, do_print=False)
+    ok,secs = run_nb(nb, skip_flags=get_config(path=NBS.parent).tst_flags.split('|'), force_flags=FLAGS, do_print=False)
     assert ok, f"{nb.name} failed (see the traceback above)"
