@@ -16,7 +16,7 @@ from .data import ArrayDL, crop_flip
 # %% auto #0
 __all__ = ['CacheError', 'loader_fingerprint', 'teacher_fingerprint', 'cache_fingerprint', 'batch_record', 'replay_batch',
            'teacher_logits', 'build_logit_cache', 'LogitCache', 'logit_cache', 'verify_cache', 'fresh_dls',
-           'CachedTeachers', 'SkipValidation', 'StopAfter', 'epoch_times', 'time_ratios']
+           'CachedTeachers', 'SkipValidation', 'StopAfter', 'CPUClock', 'epoch_times', 'time_ratios']
 
 # %% ../nbs/08_logit_cache.ipynb #cell-6
 class CacheError(ValueError):
@@ -310,18 +310,29 @@ class StopAfter(Callback):
     def after_batch(self):
         if self.training and self.iter+1 >= self.n: raise __import__('fastai').callback.core.CancelTrainException()
 
-def epoch_times(learners:dict[str,Learner], rounds:int=3, lr:float=1e-3, max_batches:int|None=None) -> dict[str,list[float]]:
-    "Train each learner (with a `Throughput` callback) one epoch per round, interleaved; training seconds per full epoch"
+class CPUClock(Callback):
+    "Record the process's CPU seconds (all its threads) spent in the training phase"
+    order,run_valid = 101,False
+    def before_fit(self): self.seconds = 0.
+    def before_train(self): self.t0 = time.process_time()
+    def after_train(self): self.seconds += time.process_time() - self.t0
+
+def epoch_times(learners:dict[str,Learner], rounds:int=3, lr:float=1e-3, max_batches:int|None=None,
+                clock:str|None=None) -> dict[str,list[float]]:
+    "Train each learner (with a `Throughput` callback) one epoch per round, interleaved; seconds per full training epoch"
+    clock = clock or ('wall' if torch.cuda.is_available() else 'cpu')
+    if clock not in ('wall','cpu'): raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
     times = {k: [] for k in learners}
     names = list(learners)
     for r in range(rounds):
         for k in names[r%len(names):] + names[:r%len(names)]:
             learn = learners[k]
             n = len(learn.dls.train)
-            cbs = [SkipValidation()] + ([StopAfter(max_batches)] if max_batches and max_batches < n else [])
+            cbs = [SkipValidation(), CPUClock()] + ([StopAfter(max_batches)] if max_batches and max_batches < n else [])
             with learn.no_bar(), learn.no_logging(): learn.fit(1, lr, cbs=cbs)
             tp = learn.throughput
-            times[k].append(tp.seconds * (n*learn.dls.train.bs/tp.n if tp.n else 1))
+            secs = tp.seconds if clock=='wall' else cbs[1].seconds
+            times[k].append(secs * (n*learn.dls.train.bs/tp.n if tp.n else 1))
     return times
 
 def time_ratios(times:dict[str,list[float]], base:str) -> dict[str,float]:
