@@ -318,12 +318,15 @@ class CPUClock(Callback):
     def after_train(self): self.seconds += time.process_time() - self.t0
 
 def epoch_times(learners:dict[str,Learner], rounds:int=3, lr:float=1e-3, max_batches:int|None=None,
-                clock:str|None=None) -> dict[str,list[float]]:
+                clock:str|None=None, warmup:int=1) -> dict[str,list[float]]:
     "Train each learner (with a `Throughput` callback) one epoch per round, interleaved; seconds per full training epoch"
     clock = clock or ('wall' if torch.cuda.is_available() else 'cpu')
     if clock not in ('wall','cpu'): raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
     times = {k: [] for k in learners}
     names = list(learners)
+    for learn in learners.values():  # untimed warm-up batches: first-call allocations and thread start-up
+        if warmup:
+            with learn.no_bar(), learn.no_logging(): learn.fit(1, lr, cbs=[SkipValidation(), StopAfter(warmup)])
     for r in range(rounds):
         for k in names[r%len(names):] + names[:r%len(names)]:
             learn = learners[k]
