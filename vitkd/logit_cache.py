@@ -90,7 +90,7 @@ def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str
     tmp = path.parent/f'.{path.name}.tmp-{os.getpid()}'
     if tmp.exists(): shutil.rmtree(tmp)
     tmp.mkdir()
-    t0 = time.perf_counter()
+    t0,c0 = time.perf_counter(),time.process_time()
     try:
         arrs,C = {},None
         for e in range(epochs):
@@ -109,9 +109,9 @@ def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str
         for k,a in arrs.items():
             a.flush(); arrays[k] = dict(dtype=a.dtype.str, shape=list(a.shape))
         del arrs, a
-        secs = time.perf_counter() - t0
+        secs,cpu = time.perf_counter() - t0, time.process_time() - c0
         meta = dict(format=1, key=config_hash(fp, 16), fingerprint=fp, epochs=epochs, samples_per_epoch=S,
-                    n_teachers=len(teachers), n_classes=C, arrays=arrays, build_seconds=secs,
+                    n_teachers=len(teachers), n_classes=C, arrays=arrays, build_seconds=secs, build_cpu_seconds=cpu,
                     created=time.strftime('%Y-%m-%dT%H:%M:%S'))
         save_json(meta, tmp/'meta.json')  # last: a folder without it is not a cache
         if path.exists(): old = path.parent/f'.{path.name}.old-{os.getpid()}'; os.replace(path, old); shutil.rmtree(old)
