@@ -12,9 +12,10 @@ from .data import *
 from .models import *
 
 # %% auto #0
-__all__ = ['PRESETS', 'VERDICTS', 'DEPENDS', 'preset_cfg', 'study_dls', 'teacher_recipe', 'vit_recipe', 'study_teacher',
-           'study_vit', 'Results', 'study_nbs_dir', 'find_experiments', 'run_order', 'select', 'experiment_status',
-           'run_experiment', 'run_study', 'write_report', 'main']
+__all__ = ['PRESETS', 'INVOLUTION', 'VERDICTS', 'DEPENDS', 'preset_cfg', 'study_dls', 'teacher_recipe', 'vit_recipe',
+           'study_teacher', 'study_involution_teacher', 'balanced_subset', 'study_vit', 'Results', 'study_nbs_dir',
+           'find_experiments', 'run_order', 'select', 'experiment_status', 'run_experiment', 'run_study',
+           'write_report', 'main']
 
 # %% ../nbs/20_study.ipynb #cell-6
 PRESETS = {
@@ -56,11 +57,31 @@ def study_teacher(preset:str, dls=None, seed:int=0, verbose:bool=True):
     return trained_model(f'resnet_cifar-{preset}', lambda: resnet_cifar(num_classes=dls.c, **P['teacher']),
                          dls, teacher_recipe(preset, seed), verbose=verbose)
 
+INVOLUTION = {  # the involution (RedNet) teacher of each preset; unfold makes it the slowest model on a CPU
+    'smoke': dict(model=dict(depth=14, width=4, kernel_size=3, group_channels=4), epochs=None),
+    'quick': dict(model=dict(depth=14, width=4, kernel_size=3, group_channels=4), epochs=4),
+    'full':  dict(model=dict(depth=26, width=16), epochs=None)}
+
+def study_involution_teacher(preset:str, dls=None, verbose:bool=True):
+    "The trained RedNet (involution) teacher of `preset` and its metadata, shared by the distillation experiments"
+    from vitkd.involution import rednet_cifar
+    preset_cfg(preset); dls = dls or study_dls(preset)
+    cfg,recipe = INVOLUTION[preset], teacher_recipe(preset)
+    if cfg['epochs']: recipe['epochs'] = cfg['epochs']
+    return trained_model(f'rednet_cifar-{preset}', lambda: rednet_cifar(num_classes=dls.c, **cfg['model']), dls, recipe, verbose=verbose)
+
+def balanced_subset(dl, n:int|None, seed:int=0):
+    "`dl` restricted to about `n` images, the same number from each class (all of `dl` when `n` is None)"
+    if n is None: return dl
+    y = dl.y.cpu()
+    idx,_ = stratified_split(y, max(1, n//len(torch.unique(y))), 0., seed)
+    return dl.new(x=dl.x[idx.to(dl.x.device)], y=dl.y[idx.to(dl.y.device)])
+
 def study_vit(preset:str, num_classes:int=10, **kwargs):
     "A fresh ViT of `preset`'s size; `kwargs` (e.g. `spt=True`, `distilled=True`) pass to `vit_cifar`"
     return vit_cifar(num_classes=num_classes, **{**preset_cfg(preset)['vit'], **kwargs})
 
-# %% ../nbs/20_study.ipynb #cell-12
+# %% ../nbs/20_study.ipynb #cell-14
 VERDICTS = ('reproduced', 'not reproduced', 'inconclusive')
 
 class Results:
@@ -111,7 +132,7 @@ def _md_table(rows:list[dict]) -> str:
     lines += ['| ' + ' | '.join(_fmt(r.get(c,'')) for c in cols) + ' |' for r in rows]
     return '\n'.join(lines)
 
-# %% ../nbs/20_study.ipynb #cell-15
+# %% ../nbs/20_study.ipynb #cell-17
 DEPENDS = {'kd_vit': ('baselines',), 'kd_cache': ('baselines', 'kd_vit'), 'datafree_kd': ('baselines',)}
 
 def study_nbs_dir() -> Path:
@@ -146,7 +167,7 @@ def select(available:dict, only=None) -> list[str]:
         if bad: raise ValueError(f"unknown experiment(s) {', '.join(bad)}: choose from {', '.join(available)}")
     return run_order(only or list(available))
 
-# %% ../nbs/20_study.ipynb #cell-18
+# %% ../nbs/20_study.ipynb #cell-20
 def experiment_status(folder:str|Path) -> dict|None:
     "The recorded status of an experiment's run folder, or None"
     p = Path(folder)/'status.json'
@@ -178,7 +199,7 @@ def run_experiment(nb:str|Path, out_dir:str|Path, preset:str, force:bool=False, 
 
 def _now() -> str: return datetime.datetime.now().isoformat(timespec='seconds')
 
-# %% ../nbs/20_study.ipynb #cell-20
+# %% ../nbs/20_study.ipynb #cell-22
 def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=False, nbs_dir:str|Path|None=None,
               timeout:int|None=None, progress:bool=True) -> dict[str,dict]:
     "Run the experiments of `nbs_dir` (default `nbs/study`) with `preset`; return each one's status"
@@ -202,7 +223,7 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
     bar.close()
     return res
 
-# %% ../nbs/20_study.ipynb #cell-22
+# %% ../nbs/20_study.ipynb #cell-24
 def write_report(preset_dir:str|Path) -> Path:
     "Write `preset_dir/REPORT.md` from the experiments' `metrics.json` and `status.json` files"
     preset_dir = Path(preset_dir)
@@ -230,7 +251,7 @@ def write_report(preset_dir:str|Path) -> Path:
             if f.get('caption'): lines += [f"*{f['caption']}*", '']
     return atomic_write(preset_dir/'REPORT.md', '\n'.join(lines))
 
-# %% ../nbs/20_study.ipynb #cell-24
+# %% ../nbs/20_study.ipynb #cell-26
 def main(argv=None):
     "Entry point of the `vitkd-study` command"
     p = argparse.ArgumentParser('vitkd-study', description='Run the vitkd study and write its report')
