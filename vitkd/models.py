@@ -17,6 +17,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.metrics import accuracy
 from fastai.optimizer import Adam
 from fastcore.basics import store_attr
+from fastcore.foundation import L
 from .core import *
 
 # %% auto #0
@@ -90,7 +91,7 @@ def fit_classifier(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=
     "Train `model` on `dls` with AdamW + one-cycle + label smoothing (fp16 on GPU); return the Learner"
     if seed is not None: set_seed(seed)
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(label_smoothing=label_smoothing),
-                    opt_func=Adam, wd=wd, metrics=accuracy, cbs=[Throughput()] + list(cbs or []))
+                    opt_func=Adam, wd=wd, metrics=accuracy, cbs=[Throughput(), *L(cbs)])
     learn.model.to(dls.device)
     if fp16 if fp16 is not None else dls.device.type=='cuda': learn.add_cb(MixedPrecision())
     if quiet: learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ('ProgressCallback',)])
