@@ -114,6 +114,7 @@ def evaluate(model:nn.Module, dl) -> float:
 # %% ../nbs/02_models.ipynb #cell-19
 def trained_model(name:str, make_model, dls, train_cfg:dict, folder:str|Path|None=None, retrain:bool=False, verbose:bool=True):
     "Model from `make_model()` trained by `fit_classifier(**train_cfg)` on `dls`, loaded from cache when config and data match"
+    if train_cfg.get('seed') is not None: set_seed(train_cfg['seed'])  # the initial weights are part of the recipe
     model = make_model()
     cfg = dict(model=getattr(model,'cfg',repr(model)), data=getattr(dls,'data_cfg',None), train=train_cfg)
     if cfg['data'] is None: raise ValueError("dls has no data_cfg: build it with vitkd.data.image_dls so the cache key covers the data")

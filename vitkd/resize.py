@@ -12,8 +12,9 @@ from fastai.torch_core import TensorImage
 from .core import *
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'lanczos_kernel', 'resample_weights', 'BandedWeights', 'banded_weights', 'lanczos_resize',
-           'pil_lanczos', 'LanczosResize', 'resize_batch', 'resize_arrays', 'torch_has_lanczos', 'benchmark_resize']
+__all__ = ['RESIZE_METHODS', 'lanczos_kernel', 'resample_weights', 'BandedWeights', 'banded_weights', 'torch_u8_lanczos',
+           'lanczos_resize', 'pil_lanczos', 'LanczosResize', 'resize_batch', 'resize_arrays', 'torch_has_lanczos',
+           'benchmark_resize']
 
 # %% ../nbs/04_resize.ipynb #cell-6
 def lanczos_kernel(x, a:int=3):
@@ -99,15 +100,25 @@ def _resize_chunk(x, bh, bw, cd, u8):
     v = bh.windows(y, -2).transpose(-1, -2)  # (..., nb, L, w)
     return torch.matmul(bh.w, v).flatten(-3, -2)[..., :bh.n_out, :]  # rows
 
+@functools.lru_cache(None)
+def torch_u8_lanczos() -> bool:
+    "Whether this torch's `F.interpolate` has the CPU uint8 antialiased Lanczos-3 kernel"
+    try: F.interpolate(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), size=(2, 2), mode='lanczos', antialias=True); return True
+    except (ValueError, NotImplementedError, RuntimeError): return False
+
 def lanczos_resize(x:torch.Tensor, # images (..., H, W): uint8, float32, float16, bfloat16 or float64, any device
                    size:int|tuple, # output size: `s` for (s, s), or (h, w)
                    a:int=3, # kernel half-width: 3 is Pillow's LANCZOS, 5 TensorFlow's lanczos5
                    antialias:bool=True, # stretch the kernel when shrinking
                    chunk_bytes:int=1<<20, # CPU: work on about this many bytes of images at a time
+                   native:bool=True, # uint8, CPU, a=3, antialias: use torch's own integer kernel where it has one
                   ) -> torch.Tensor:
     "Resize `x` to `size` with separable Lanczos-`a` resampling (Pillow's method); same dtype and device as `x`"
     h,w = _check_resize_args(x, size, a)
     u8 = x.dtype == torch.uint8
+    if native and u8 and x.device.type == 'cpu' and a == 3 and antialias and torch_u8_lanczos():
+        xs = x.reshape(-1, x.shape[-3] if x.ndim > 2 else 1, *x.shape[-2:])
+        return F.interpolate(xs, size=(h, w), mode='lanczos', antialias=True).reshape(*x.shape[:-2], h, w)
     cd = x.dtype if x.device.type != 'cpu' and not u8 else torch.float64 if x.dtype == torch.float64 else torch.float32
     bh = banded_weights(x.shape[-2], h, int(a), antialias, x.device, cd)
     bw = banded_weights(x.shape[-1], w, int(a), antialias, x.device, cd)
@@ -119,7 +130,7 @@ def lanczos_resize(x:torch.Tensor, # images (..., H, W): uint8, float32, float16
         outs.append(z.round_().clamp_(0, 255).to(torch.uint8) if u8 else z.to(x.dtype))
     return (outs[0] if len(outs) == 1 else torch.cat(outs)).reshape(*lead, h, w)
 
-# %% ../nbs/04_resize.ipynb #cell-22
+# %% ../nbs/04_resize.ipynb #cell-24
 def pil_lanczos(x:torch.Tensor, size:int|tuple) -> torch.Tensor:
     "Pillow's LANCZOS resize of `x` (C,H,W) (uint8: as an RGB/L image; float: each channel as an 'F' image)"
     h,w = (size,size) if isinstance(size, int) else size
@@ -131,7 +142,7 @@ def pil_lanczos(x:torch.Tensor, size:int|tuple) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.asarray(Image.fromarray(c.float().numpy()).resize((w, h), Image.LANCZOS)).copy())
                         for c in x])
 
-# %% ../nbs/04_resize.ipynb #cell-31
+# %% ../nbs/04_resize.ipynb #cell-33
 class LanczosResize(DisplayedTransform):
     "Resize `TensorImage`s (items or batches, any device/dtype) to `size` with `lanczos_resize`"
     order = 1
@@ -141,7 +152,7 @@ class LanczosResize(DisplayedTransform):
         _check_resize_args(torch.zeros(1, 1), size, a)
     def encodes(self, x:TensorImage): return TensorImage(lanczos_resize(x, self.size, self.a, self.antialias))
 
-# %% ../nbs/04_resize.ipynb #cell-34
+# %% ../nbs/04_resize.ipynb #cell-36
 RESIZE_METHODS = ('nearest', 'bilinear', 'bicubic', 'lanczos3', 'lanczos5')
 
 def resize_batch(x:torch.Tensor, size:int|tuple, method:str='lanczos3') -> torch.Tensor:
@@ -164,7 +175,7 @@ def resize_arrays(a, size:int, method:str='lanczos3', bs:int=1024, device=None):
     out = ImageArrays(xtr, a.y_train, xte, a.y_test, a.classes, f'{a.name}@{size}px-{method}')
     return out, secs, (len(xtr) + len(xte))/secs
 
-# %% ../nbs/04_resize.ipynb #cell-37
+# %% ../nbs/04_resize.ipynb #cell-39
 def _best_time(f, repeats:int, sync:bool) -> float:
     f()
     ts = []
@@ -205,7 +216,8 @@ def _benchmark(cases, batch_sizes, repeats, device, seed):
             fs = {'pillow_u8': lambda: [p.resize((s, s), Image.LANCZOS) for p in pils],
                   f'torch_{tmode}_u8': lambda: F.interpolate(xd, size=(s, s), mode=tmode, antialias=True),
                   f'torch_{tmode}_f32': lambda: F.interpolate(xf, size=(s, s), mode=tmode, antialias=True),
-                  'ours_u8': lambda: lanczos_resize(xd, s), 'ours_f32': lambda: lanczos_resize(xf, s)}
+                  'ours_u8': lambda: lanczos_resize(xd, s, native=False), 'ours_f32': lambda: lanczos_resize(xf, s),
+                  'default_u8': lambda: lanczos_resize(xd, s)}  # what users get: torch's kernel where it applies
             if device.type == 'cuda':
                 xh,xbf = xf.half(), xf.bfloat16()
                 fs.update(ours_f16=lambda: lanczos_resize(xh, s), ours_bf16=lambda: lanczos_resize(xbf, s))
@@ -215,6 +227,7 @@ def _benchmark(cases, batch_sizes, repeats, device, seed):
             r = dict(case=f'{H}x{W}->{s}', batch=bs, device=str(device), threads=torch.get_num_threads())
             r.update({f'{k}_img_s': bs/t for k,t in best.items()})
             r['ours_u8_vs_pillow'] = best['pillow_u8']/best['ours_u8']
+            r['default_u8_vs_pillow'] = best['pillow_u8']/best['default_u8']
             r['ours_f32_vs_pillow'] = best['pillow_u8']/best['ours_f32']
             r[f'ours_u8_vs_torch_u8'] = best[f'torch_{tmode}_u8']/best['ours_u8']
             r[f'ours_f32_vs_torch_f32'] = best[f'torch_{tmode}_f32']/best['ours_f32']
