@@ -215,7 +215,7 @@ class ArrayDL(DataLoader):
         xf = x[:2048].float().cpu()/255
         self.mean = torch.as_tensor(mean if mean is not None else xf.mean((0,2,3))).float().view(1,-1,1,1)
         self.std  = torch.as_tensor(std  if std  is not None else xf.std((0,2,3))).float().view(1,-1,1,1)
-        self.epoch,self.last_idxs,self.last_draws = -1,None,None
+        self.epoch,self.last_idxs,self.last_draws,self._dev_stats = -1,None,None,None
         super().__init__(range(len(x)), bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
 
     def before_iter(self):
@@ -232,7 +232,13 @@ class ArrayDL(DataLoader):
         x,y = b
         x = x.float().div_(255)
         if self.last_draws is not None: x = crop_flip(x, *self.last_draws, pad=self.pad)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device), y
+        mean,std = self.stats_on(x.device)
+        return (x - mean) / std, y
+    def stats_on(self, device):
+        "Normalisation mean and std on `device`, copied there once (not a host-to-device copy every batch)"
+        if self._dev_stats is None or self._dev_stats[0].device != device:
+            self._dev_stats = (self.mean.to(device), self.std.to(device))
+        return self._dev_stats
     def new(self, **kwargs):
         kw = dict(x=self.x, y=self.y, bs=self.bs, shuffle=self.shuffle, drop_last=self.drop_last, augment=self.augment,
                   pad=self.pad, mean=self.mean.flatten(), std=self.std.flatten(), seed=self.seed, device=self.device)
@@ -240,7 +246,8 @@ class ArrayDL(DataLoader):
         return ArrayDL(**kw)
     def decode(self, x:torch.Tensor) -> torch.Tensor:
         "Undo the normalisation: images back in [0, 1]"
-        return x*self.std.to(x.device) + self.mean.to(x.device)
+        mean,std = self.stats_on(x.device)
+        return x*std + mean
 
 # %% ../nbs/01_data.ipynb #cell-36
 def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0.1, augment:bool=True,

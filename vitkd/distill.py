@@ -83,6 +83,9 @@ class LiveTeachers:
             if getattr(dl, 'mean', None) is None or getattr(dl, 'std', None) is None:
                 raise ValueError("a teacher needs another normalisation, but the train loader has no `mean`/`std` to undo the student's: use vitkd.data.image_dls")
             self.data_mean,self.data_std = dl.mean.to(dev).view(1,-1,1,1), dl.std.to(dev).view(1,-1,1,1)
+            # the teachers' statistics go to the device once, not once per batch in `adapt`
+            dev_stats = lambda vs: [None if v is None else torch.as_tensor(v, dtype=torch.float32, device=dev).view(1,-1,1,1) for v in vs]
+            self.means,self.stds = dev_stats(self.means), dev_stats(self.stds)
         x = learn.dls.train.one_batch()[0][:1].to(dev) if not hasattr(dl, 'x') else (dl.x[:1].float()/255).to(dev)
         for i,t in enumerate(self.teachers):
             t.to(dev).eval().requires_grad_(False)

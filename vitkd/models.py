@@ -102,14 +102,14 @@ def fit_classifier(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=
 def evaluate(model:nn.Module, dl) -> float:
     "Top-1 accuracy of `model` (in eval mode) over `dl`"
     was = model.training; model.eval()
-    correct = n = 0
     dev = next(model.parameters()).device
+    correct,n = torch.zeros((), dtype=torch.long, device=dev), 0  # summed on the device: one sync at the end
     for xb,yb in dl:
         with torch.autocast(dev.type, enabled=dev.type=='cuda'):
             out = model(xb.to(dev))
-        correct += (out.argmax(-1)==yb.to(dev)).sum().item(); n += len(yb)
+        correct += (out.argmax(-1)==yb.to(dev)).sum(); n += len(yb)
     model.train(was)
-    return correct/n
+    return correct.item()/n
 
 # %% ../nbs/02_models.ipynb #cell-19
 def trained_model(name:str, make_model, dls, train_cfg:dict, folder:str|Path|None=None, retrain:bool=False, verbose:bool=True):
