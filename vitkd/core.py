@@ -12,7 +12,7 @@ import numpy as np, torch
 # %% auto #0
 __all__ = ['set_seed', 'default_device', 'project_root', 'cache_dir', 'run_dir', 'atomic_write', 'save_json', 'load_json',
            'save_csv', 'cached_result', 'config_hash', 'file_sha256', 'state_hash', 'save_checkpoint',
-           'load_checkpoint', 'timer']
+           'load_checkpoint', 'file_lock', 'report_progress', 'read_progress', 'dry_run', 'timer']
 
 # %% ../nbs/00_core.ipynb #cell-6
 def set_seed(seed:int=0, deterministic:bool=True):
@@ -128,6 +128,44 @@ def load_checkpoint(model:torch.nn.Module, path:str|Path, strict:bool=True) -> d
     return load_json(meta) if meta.exists() else {}
 
 # %% ../nbs/00_core.ipynb #cell-26
+@contextmanager
+def file_lock(path:str|Path, blocking:bool=True):
+    "Hold an exclusive lock on `path` (POSIX `flock`; a no-op where that is unavailable) while the block runs"
+    try: import fcntl
+    except ImportError: yield; return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../nbs/00_core.ipynb #cell-29
+_progress = {}
+
+def report_progress(**fields):
+    "Merge `fields` into the progress file named by `$VITKD_PROGRESS` (no-op when unset)"
+    path = os.environ.get('VITKD_PROGRESS')
+    if not path: return
+    _progress.update(fields)
+    try: save_json(_progress, path)
+    except OSError: pass  # progress is a courtesy: never fail a run over it
+
+def read_progress(path:str|Path) -> dict:
+    "The fields of a progress file, or {} when it is missing or being replaced"
+    try: return load_json(path)
+    except (OSError, ValueError): return {}
+
+# %% ../nbs/00_core.ipynb #cell-32
+def dry_run() -> int:
+    "Batches per fit and evaluation in a dry run (`$VITKD_DRY_RUN`), else 0"
+    v = os.environ.get('VITKD_DRY_RUN', '').strip()
+    if not v: return 0
+    try: n = int(v)
+    except ValueError: raise ValueError(f"VITKD_DRY_RUN={v!r} is not a number of batches: set it to a positive integer, or unset it") from None
+    if n < 0: raise ValueError(f"VITKD_DRY_RUN={n} must be >= 0 (0 or unset: a real run)")
+    return n
+
+# %% ../nbs/00_core.ipynb #cell-35
 @contextmanager
 def timer():
     "Context manager yielding a dict whose `seconds` is filled on exit (CUDA work is synchronised first)"

@@ -17,7 +17,8 @@ from .core import *
 # %% auto #0
 __all__ = ['DATASETS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive', 'expected_sha256', 'extract_archive',
            'ImageArrays', 'arrays_fingerprint', 'decode_image_folder', 'load_digits_arrays', 'to_rgb', 'load_images',
-           'stratified_split', 'draw_crop_flip', 'crop_flip', 'ArrayDL', 'image_dls', 'cifar10_dls']
+           'stratified_split', 'draw_crop_flip', 'crop_flip', 'ArrayDL', 'image_dls', 'cifar10_dls', 'fresh_dls',
+           'balanced_subset']
 
 # %% ../nbs/01_data.ipynb #cell-6
 class DatasetNotFound(FileNotFoundError):
@@ -274,3 +275,20 @@ DataLoaders.test = property(lambda self: self.loaders[2] if len(self.loaders)>2 
 def cifar10_dls(subset:int|None=None, bs:int=128, dataset:str='cifar10', **kwargs) -> DataLoaders:
     "CIFAR-10 `DataLoaders` (digits at 32 px if no CIFAR-10 is found): the study's default data"
     return image_dls(load_images(dataset), bs=bs, subset=subset, **kwargs)
+
+# %% ../nbs/01_data.ipynb #cell-39
+def fresh_dls(dls:DataLoaders) -> DataLoaders:
+    "A copy of `dls` whose training loader starts again at its first epoch (same seed: the same batches, in order)"
+    new = DataLoaders(dls.train.new(), *dls.loaders[1:], device=dls.device)
+    for k in ('c','vocab','name','fingerprint','data_cfg'):
+        if hasattr(dls, k): setattr(new, k, getattr(dls, k))
+    return new
+
+def balanced_subset(dl:ArrayDL, n:int|None, seed:int=0) -> ArrayDL:
+    "`dl` restricted to about `n` images, the same number from each class (all of `dl` when `n` is None)"
+    if n is None: return dl
+    y = dl.y.cpu()
+    k = len(torch.unique(y))
+    if n < k: raise ValueError(f"n={n} is fewer images than the {k} classes: ask for at least one image per class")
+    idx,_ = stratified_split(y, n//k, 0., seed)
+    return dl.new(x=dl.x[idx.to(dl.x.device)], y=dl.y[idx.to(dl.y.device)])
