@@ -136,12 +136,16 @@ def _now() -> str: return datetime.datetime.now().isoformat(timespec='seconds')
 class StudyLocked(RuntimeError):
     "Another study run holds the output folder"
 
-def _watch(bar, progress:Path, stop:threading.Event):
-    "Show the running experiment's sub-runs and epoch on the progress bar until `stop`"
+def _watch(bar, name:str, progress:Path, stop:threading.Event, tty:bool, every:float=30.):
+    "Show the running experiment's sub-runs and epoch: on the bar (a terminal) or as a line every `every` s (a log)"
+    last,shown,t0 = '',0.,time.perf_counter()
     while not stop.wait(1.):
         p = read_progress(progress)
-        bits = [f"sub-run {p['subrun']}" if p.get('subrun') else '', f"epoch {p['epoch']}" if p.get('epoch') else '']
-        bar.set_postfix_str(', '.join(b for b in bits if b), refresh=True)
+        msg = ', '.join(b for b in [f"sub-run {p['subrun']}" if p.get('subrun') else '', f"epoch {p['epoch']}" if p.get('epoch') else ''] if b)
+        if tty:
+            if msg != last: bar.set_postfix_str(msg); last = msg
+        elif msg and msg != last and time.perf_counter() - shown >= every:
+            bar.write(f'  {name}: {msg} ({time.perf_counter()-t0:.0f} s)'); last,shown = msg,time.perf_counter()
 
 def preset_dir(out:str|Path, preset:str, dry_run:int=0) -> Path:
     "The folder of one preset's run folders: `out/preset`, or `out/preset-dry` for a dry run"
@@ -163,7 +167,8 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
     try:
         (pdir/'.lock.pid').write_text(str(os.getpid()))
         res,failed = {},set()
-        bar = tqdm(total=len(names), unit='exp', disable=not progress, file=sys.stdout, mininterval=1.)
+        tty = sys.stdout.isatty()
+        bar = tqdm(total=len(names), unit='exp', disable=not progress, file=sys.stdout, mininterval=1. if tty else 60.)
         for n in names:
             bar.set_description(f'{preset}: {n}')
             bad = [d for d in DEPENDS.get(n, ()) if d in failed]
@@ -173,14 +178,14 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
                 save_json(st, run_dir(pdir.parent, pdir.name, n)/'status.json')
             else:
                 stop = threading.Event()
-                w = threading.Thread(target=_watch, args=(bar, pdir/n/'progress.json', stop), daemon=True)
+                w = threading.Thread(target=_watch, args=(bar, n, pdir/n/'progress.json', stop, tty), daemon=True)
                 if progress: w.start()
                 try: st = run_experiment(available[n], pdir/n, preset, force=force, timeout=timeout, env=env)
                 finally: stop.set()
                 if progress: w.join()
             res[n] = st
             if st['status']!='ok': failed.add(n)
-            bar.set_postfix_str('')
+            if tty: bar.set_postfix_str('')
             bar.write(f"{n}: {'done before, skipped' if st.get('skipped') else st['status']}"
                       f"{' (' + str(st.get('seconds')) + ' s)' if st.get('seconds') is not None and not st.get('skipped') else ''}"
                       f"{' -- ' + st['error'] if st['status']!='ok' else ''}")

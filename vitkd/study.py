@@ -17,9 +17,18 @@ from .verdicts import Verdict, verdict_row
 # %% auto #0
 __all__ = ['PRESETS', 'NORM_SETUPS', 'GN_PAPER', 'preset_cfg', 'recipe', 'study_dls', 'study_vit', 'study_teacher',
            'study_involution_teacher', 'fingerprint', 'Results', 'md_table', 'seed_summary', 'arm', 'summary_rows',
-           'bar_chart', 'fit_eval', 'depends_on_k', 'norm_resnet', 'fit_norm']
+           'bar_chart', 'fit_eval', 'depends_on_k', 'norm_resnet', 'fit_norm', 'set_seed', 'default_device',
+           'config_hash', 'timer', 'dry_run', 'fresh_dls', 'balanced_subset', 'stratified_split', 'load_images',
+           'image_dls', 'ImageArrays', 'resnet_cifar', 'vit_cifar', 'n_params', 'make_learner', 'fit_classifier',
+           'evaluate', 'trained_model', 'time_rounds', 'time_ratios', 'epoch_times']
 
-# %% ../nbs/20_study.ipynb #cell-6
+# %% ../nbs/20_study.ipynb #cell-2
+# what an experiment notebook needs besides this module, so that `from vitkd.study import *` is its one import
+_all_ = ['set_seed', 'default_device', 'config_hash', 'timer', 'dry_run', 'fresh_dls', 'balanced_subset', 'stratified_split',
+         'load_images', 'image_dls', 'ImageArrays', 'resnet_cifar', 'vit_cifar', 'n_params', 'make_learner', 'fit_classifier',
+         'evaluate', 'trained_model', 'time_rounds', 'time_ratios', 'epoch_times']
+
+# %% ../nbs/20_study.ipynb #cell-7
 PRESETS = {
     'smoke': dict(dataset='cifar10_tiny', subset=None, bs=32,
                   cnn=dict(model=dict(depth=10, width=8), epochs=1, lr=3e-3),
@@ -46,7 +55,7 @@ def recipe(preset:str, model:str='vit', seed:int=0, **overrides) -> dict:
     if model not in ('cnn', 'rednet', 'vit'): raise ValueError(f"unknown model {model!r}: choose cnn, rednet or vit")
     return {**dict(epochs=P[model]['epochs'], lr=P[model]['lr'], seed=seed), **overrides}
 
-# %% ../nbs/20_study.ipynb #cell-9
+# %% ../nbs/20_study.ipynb #cell-10
 def study_dls(preset:str, bs:int|None=None, subset:int|None=-1, # -1: the preset's subset
               seed:int=0, **kwargs):
     "The DataLoaders of `preset` (its dataset; its subset and batch size unless given)"
@@ -70,7 +79,7 @@ def study_involution_teacher(preset:str, dls=None, verbose:bool=True):
     return trained_model(f'rednet_cifar-{preset}', lambda: rednet_cifar(num_classes=dls.c, **P['rednet']['model']),
                          dls, recipe(preset, 'rednet'), verbose=verbose)
 
-# %% ../nbs/20_study.ipynb #cell-12
+# %% ../nbs/20_study.ipynb #cell-13
 def fingerprint(v):
     "A JSON-able stand-in for `v` in a cache key: a loader's data config, a model's weight hash, or `v` itself"
     if isinstance(v, (str, int, float, bool, type(None))): return v
@@ -151,7 +160,7 @@ def md_table(rows:list[dict]) -> str:
     lines += ['| ' + ' | '.join(_fmt(r.get(c,'')) for c in cols) + ' |' for r in rows]
     return '\n'.join(lines)
 
-# %% ../nbs/20_study.ipynb #cell-17
+# %% ../nbs/20_study.ipynb #cell-18
 def seed_summary(values) -> dict:
     "Mean, standard deviation (ddof=1; nan for one value) and n of `values`"
     v = np.asarray(list(values), dtype=float)
@@ -195,7 +204,7 @@ def bar_chart(ax, rows:list[dict], label:str, value:str, err:str|None='auto', re
     ax.set_ylabel(ylabel or value); ax.tick_params(axis='x', labelsize=8)
     return ax
 
-# %% ../nbs/20_study.ipynb #cell-20
+# %% ../nbs/20_study.ipynb #cell-21
 def fit_eval(make_model, dls, epochs:int, lr:float, seed:int=0, cbs=None, test_dl=None) -> dict:
     "Build `make_model()` under `seed`, train it on a fresh copy of `dls`, return test accuracy and speed"
     set_seed(seed)
@@ -205,7 +214,7 @@ def fit_eval(make_model, dls, epochs:int, lr:float, seed:int=0, cbs=None, test_d
     return dict(test_acc=evaluate(model, test_dl if test_dl is not None else dls.test), epoch_s=tp.seconds/epochs,
                 images_per_s=tp.images_per_s, train_s=tp.seconds, params=n_params(model))
 
-# %% ../nbs/20_study.ipynb #cell-23
+# %% ../nbs/20_study.ipynb #cell-24
 NORM_SETUPS = {'BN': dict(kind='ghost_bn'), 'GN': dict(kind='gn'), 'GN+WS': dict(kind='gn', ws=True),
                'BCN+WS': dict(kind='bcn', ws=True), 'LN': dict(kind='ln'), 'IN': dict(kind='in')}
 

@@ -17,6 +17,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import find_bs
 from fastcore.foundation import L
 from .core import *
+from .data import fresh_dls
 from .models import n_params
 
 # %% auto #0
