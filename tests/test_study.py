@@ -40,7 +40,7 @@ def test_failure_is_isolated_and_named(tmp_path):
     assert st['source'] == 'y = x / 0'
     assert status(tmp_path/'smoke'/'a_ok')['status'] == 'ok'
     report = (tmp_path/'smoke'/'REPORT.md').read_text()
-    assert 'one is less than two' in report and 'ZeroDivisionError' in report
+    assert 'two is more than one' in report and 'ZeroDivisionError' in report
 
 def test_interrupted_run_resumes(tmp_path):
     "Kill a run in the middle of an experiment: the next run skips what finished and the experiment resumes its sub-runs"
@@ -61,7 +61,7 @@ def test_interrupted_run_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'a_ok: done before, skipped' in r.stdout
     assert status(c)['status'] == 'ok'
-    assert (c/'calls.log').read_text().split() == ['1', '2']  # step 1 was not computed again
+    assert (c/'runs'/'calls.log').read_text().split() == ['1', '2']  # step 1 was not computed again
     assert (out/'smoke'/'a_ok'/'metrics.json').read_bytes() == a_metrics
 
 def test_bad_names_are_refused():
@@ -69,3 +69,47 @@ def test_bad_names_are_refused():
     assert r.returncode == 2 and 'choose one of smoke, quick, full' in r.stderr
     r = study('run', '--preset', 'smoke', '--only', 'nosuch')
     assert r.returncode == 2 and 'choose from' in r.stderr and 'baselines' in r.stderr
+
+def test_failed_run_never_reports_its_claims(tmp_path):
+    "A notebook that saves its metrics and then fails is marked failed, and its claims stay out of the report"
+    r = study('run', '--preset', 'smoke', '--out', str(tmp_path), '--nbs', str(FIXTURES), '--only', 'd_saves_then_fails', 'a_ok')
+    assert r.returncode == 1 and 'FAILED d_saves_then_fails' in r.stderr
+    assert (tmp_path/'smoke'/'d_saves_then_fails'/'metrics.json').exists()  # it did save them
+    report = (tmp_path/'smoke'/'REPORT.md').read_text()
+    assert 'a claim of a failed run' not in report and 'two is more than one' in report
+    assert 'the experiment failed after saving its metrics' in report
+
+def test_kill_after_metrics_leaves_no_stale_result(tmp_path):
+    "Killed after writing metrics.json, before its status: a rerun that writes no metrics fails, the old file is set aside"
+    out = tmp_path/'runs'; d = out/'smoke'/'d_saves_then_fails'
+    p = subprocess.Popen(CLI + ['run', '--preset', 'smoke', '--out', str(out), '--nbs', str(FIXTURES), '--only', 'd_saves_then_fails'],
+                         cwd=ROOT, env={**os.environ, 'VITKD_FIXTURE_SLEEP': '120'}, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not (d/'metrics.json').exists():
+        assert time.time()-t0 < 120 and p.poll() is None, 'the run did not write its metrics in time'
+        time.sleep(0.5)
+    # a second run on the same folder meanwhile is refused at once, naming the holder
+    r2 = study('run', '--preset', 'smoke', '--out', str(out), '--nbs', str(FIXTURES), '--only', 'a_ok')
+    assert r2.returncode == 2 and 'another vitkd-study run' in r2.stderr and str(p.pid) in r2.stderr, r2.stderr
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert status(d)['status'] == 'running'
+    r = study('run', '--preset', 'smoke', '--out', str(out), '--nbs', str(FIXTURES), '--only', 'd_saves_then_fails',
+              env={'VITKD_FIXTURE_NO_METRICS': '1', 'VITKD_FIXTURE_PASS': '1'})
+    assert r.returncode == 1 and 'wrote no metrics.json' in r.stderr, r.stderr[-2000:]
+    assert not (d/'metrics.json').exists() and (d/'.previous'/'metrics.json').exists()
+    assert 'a claim of a failed run' not in (out/'smoke'/'REPORT.md').read_text()
+
+def test_corrupt_state_file_fails_only_its_experiment(tmp_path):
+    "A damaged status.json fails that experiment with the file named; the others still run and report"
+    r = study('run', '--preset', 'smoke', '--out', str(tmp_path), '--nbs', str(FIXTURES), '--only', 'a_ok')
+    assert r.returncode == 0
+    bad = tmp_path/'smoke'/'a_ok'/'status.json'
+    bad.write_text('{"status": "ok", "metr')
+    r = study('run', '--preset', 'smoke', '--out', str(tmp_path), '--nbs', str(FIXTURES), '--only', 'a_ok', 'c_resumes')
+    assert r.returncode == 1 and str(bad) in r.stderr and 'corrupt' in r.stderr, r.stderr[-2000:]
+    assert status(tmp_path/'smoke'/'c_resumes')['status'] == 'ok'
+    report = (tmp_path/'smoke'/'REPORT.md').read_text()
+    assert 'corrupt' in report and 'two is more than one' not in report
+    r = study('report', str(tmp_path/'smoke'))
+    assert r.returncode == 0

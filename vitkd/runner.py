@@ -11,8 +11,8 @@ from .study import PRESETS, preset_cfg, md_table
 
 # %% auto #0
 __all__ = ['DEPENDS', 'KEEP', 'README_MARKERS', 'study_nbs_dir', 'find_experiments', 'run_order', 'select', 'CorruptState',
-           'read_state', 'experiment_status', 'valid_metrics', 'run_experiment', 'StudyLocked', 'preset_dir',
-           'run_study', 'claims_rows', 'write_report', 'update_readme', 'main']
+           'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute', 'run_experiment', 'StudyLocked',
+           'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme', 'main']
 
 # %% ../nbs/21_runner.ipynb #cell-6
 DEPENDS = {'kd_vit': ('baselines',), 'kd_cache': ('baselines', 'kd_vit'), 'datafree': ('baselines',),
@@ -94,10 +94,22 @@ def _set_aside(out_dir:Path, force:bool):
     prev.mkdir()
     for p in items: os.replace(p, prev/p.name)
 
-def run_experiment(nb:str|Path, out_dir:str|Path, preset:str, force:bool=False, timeout:int|None=None,
-                   env:dict|None=None) -> dict:
-    "Execute experiment notebook `nb` with papermill into `out_dir` as one transaction; return (and store) its status"
+def papermill_execute(nb:Path, out_nb:Path, parameters:dict, log, timeout:int|None=None):
+    "Execute notebook `nb` into `out_nb` with papermill, streaming its output to the file `log`"
     import papermill as pm
+    pm.execute_notebook(str(nb), str(out_nb), parameters=parameters, cwd=str(nb.parent), kernel_name='python3',
+                        progress_bar=False, execution_timeout=timeout, stdout_file=log, stderr_file=log)
+
+def _failure(e:Exception) -> dict:
+    try: from papermill import PapermillExecutionError
+    except ImportError: PapermillExecutionError = ()
+    if isinstance(e, PapermillExecutionError):
+        return dict(status='failed', cell=e.exec_count, source=(e.source or '')[:300], error=f'{e.ename}: {e.evalue}')
+    return dict(status='failed', cell=None, error=f'{type(e).__name__}: {e}')
+
+def run_experiment(nb:str|Path, out_dir:str|Path, preset:str, force:bool=False, timeout:int|None=None,
+                   env:dict|None=None, execute=papermill_execute) -> dict:
+    "Execute experiment notebook `nb` into `out_dir` as one transaction; return (and store) its status"
     nb,out_dir = Path(nb),Path(out_dir)
     st = experiment_status(out_dir)
     if st and st.get('corrupt') and not force: return {**st, 'seconds': None}
@@ -110,18 +122,13 @@ def run_experiment(nb:str|Path, out_dir:str|Path, preset:str, force:bool=False, 
     os.environ.update({'VITKD_PROGRESS': str((out_dir/'progress.json').resolve()), **(env or {})})
     try:
         with open(out_dir/'log.txt', 'w', buffering=1) as log:
-            pm.execute_notebook(str(nb), str(out_dir/nb.name), parameters=dict(preset=preset, out_dir=str(out_dir.resolve())),
-                                cwd=str(nb.parent), kernel_name='python3', progress_bar=False, execution_timeout=timeout,
-                                stdout_file=log, stderr_file=log)
+            execute(nb, out_dir/nb.name, dict(preset=preset, out_dir=str(out_dir.resolve())), log, timeout)
         m = read_state(out_dir/'metrics.json')
         if m is None: raise RuntimeError(f"{nb.name} ran but wrote no metrics.json: end it with Results(...).save()")
         if m.get('experiment') != nb.stem:
             raise RuntimeError(f"metrics.json is for experiment {m.get('experiment')!r}, not {nb.stem!r}: pass the notebook's own name to Results")
         st = dict(status='ok', metrics_sha256=_sha256(out_dir/'metrics.json'))
-    except pm.PapermillExecutionError as e:
-        st = dict(status='failed', cell=e.exec_count, source=(e.source or '')[:300], error=f'{e.ename}: {e.evalue}')
-    except Exception as e:
-        st = dict(status='failed', cell=None, error=f'{type(e).__name__}: {e}')
+    except Exception as e: st = _failure(e)
     finally:
         for k,v in old_env.items():
             if v is None: os.environ.pop(k, None)
@@ -132,7 +139,7 @@ def run_experiment(nb:str|Path, out_dir:str|Path, preset:str, force:bool=False, 
 
 def _now() -> str: return datetime.datetime.now().isoformat(timespec='seconds')
 
-# %% ../nbs/21_runner.ipynb #cell-14
+# %% ../nbs/21_runner.ipynb #cell-16
 class StudyLocked(RuntimeError):
     "Another study run holds the output folder"
 
@@ -152,12 +159,14 @@ def preset_dir(out:str|Path, preset:str, dry_run:int=0) -> Path:
     return Path(out)/(f'{preset}-dry' if dry_run else preset)
 
 def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=False, nbs_dir:str|Path|None=None,
-              timeout:int|None=None, progress:bool=True, dry_run:int=0) -> dict[str,dict]:
+              timeout:int|None=None, progress:bool=True, dry_run:int=0, depends:dict|None=None,
+              execute=papermill_execute) -> dict[str,dict]:
     "Run the experiments of `nbs_dir` (default `nbs/study`) with `preset`; return each one's status"
     from tqdm.auto import tqdm
     preset_cfg(preset)
     available = find_experiments(nbs_dir or study_nbs_dir())
-    names = select(available, only)
+    depends = DEPENDS if depends is None else depends
+    names = run_order(select(available, only), depends)
     pdir = preset_dir(out, preset, dry_run); pdir.mkdir(parents=True, exist_ok=True)
     env = {'VITKD_DRY_RUN': str(dry_run)} if dry_run else {}
     try: lock = file_lock(pdir/'.lock', blocking=False); lock.__enter__()
@@ -171,7 +180,7 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
         bar = tqdm(total=len(names), unit='exp', disable=not progress, file=sys.stdout, mininterval=1. if tty else 60.)
         for n in names:
             bar.set_description(f'{preset}: {n}')
-            bad = [d for d in DEPENDS.get(n, ()) if d in failed]
+            bad = [d for d in depends.get(n, ()) if d in failed]
             if bad:
                 st = dict(status='failed', cell=None, error=f"not run: its dependency {', '.join(bad)} failed", preset=preset,
                           notebook=str(available[n]), finished=_now(), seconds=None)
@@ -180,7 +189,7 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
                 stop = threading.Event()
                 w = threading.Thread(target=_watch, args=(bar, n, pdir/n/'progress.json', stop, tty), daemon=True)
                 if progress: w.start()
-                try: st = run_experiment(available[n], pdir/n, preset, force=force, timeout=timeout, env=env)
+                try: st = run_experiment(available[n], pdir/n, preset, force=force, timeout=timeout, env=env, execute=execute)
                 finally: stop.set()
                 if progress: w.join()
             res[n] = st
@@ -196,7 +205,7 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
         (pdir/'.lock.pid').unlink(missing_ok=True)
         lock.__exit__(None, None, None)
 
-# %% ../nbs/21_runner.ipynb #cell-17
+# %% ../nbs/21_runner.ipynb #cell-21
 def _num(v, digits:int=3):
     return round(v, digits) if isinstance(v, float) and v == v and abs(v) != float('inf') else v
 
@@ -276,7 +285,7 @@ def update_readme(preset_dir:str|Path, readme:str|Path) -> Path:
     head,rest = text.split(a, 1); _,tail = rest.split(b, 1)
     return atomic_write(readme, f'{head}{a}\n{table}\n{b}{tail}')
 
-# %% ../nbs/21_runner.ipynb #cell-21
+# %% ../nbs/21_runner.ipynb #cell-25
 def main(argv=None):
     "Entry point of the `vitkd-study` command"
     p = argparse.ArgumentParser('vitkd-study', description='Run the vitkd study and write its report')
