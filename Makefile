@@ -6,7 +6,7 @@ OUT     ?= runs
 ONLY    ?=
 STAMP   := $(VENV)/.vitkd-installed
 
-.PHONY: study test report export clean-venv
+.PHONY: study test report publish docs export clean-venv
 
 $(STAMP): settings.ini setup.py constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,6 +20,12 @@ study: $(STAMP)  ## run the study (PRESET=quick|smoke|full, ONLY="a b") and writ
 
 test: $(STAMP)  ## notebook tests, library tests and the smoke study
 	$(PY) -m pytest -q tests
+
+publish: $(STAMP)  ## copy the finished run into results/$(PRESET) and its claims table into README.md
+	$(VENV)/bin/vitkd-study publish $(OUT)/$(PRESET) results/$(PRESET) --readme README.md
+
+docs: $(STAMP)  ## execute the library notebooks in place (slow/gpu cells skipped), so their outputs are committed
+	$(PY) tools/execute_notebooks.py && $(VENV)/bin/nbdev_clean
 
 export: $(STAMP)
 	$(VENV)/bin/nbdev_export

@@ -10,9 +10,9 @@ from .core import *
 from .study import PRESETS, preset_cfg, md_table
 
 # %% auto #0
-__all__ = ['DEPENDS', 'KEEP', 'README_MARKERS', 'study_nbs_dir', 'find_experiments', 'run_order', 'select', 'CorruptState',
-           'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute', 'run_experiment', 'StudyLocked',
-           'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme', 'main']
+__all__ = ['DEPENDS', 'KEEP', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order', 'select',
+           'CorruptState', 'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute', 'run_experiment',
+           'StudyLocked', 'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme', 'publish', 'main']
 
 # %% ../nbs/21_runner.ipynb #cell-6
 DEPENDS = {'kd_vit': ('baselines',), 'kd_cache': ('baselines', 'kd_vit'), 'datafree': ('baselines',),
@@ -285,7 +285,26 @@ def update_readme(preset_dir:str|Path, readme:str|Path) -> Path:
     head,rest = text.split(a, 1); _,tail = rest.split(b, 1)
     return atomic_write(readme, f'{head}{a}\n{table}\n{b}{tail}')
 
-# %% ../nbs/21_runner.ipynb #cell-25
+# %% ../nbs/21_runner.ipynb #cell-23
+PUBLISHED = ('*.ipynb', 'metrics.json', 'status.json', '*.csv', '*.png', 'log.txt', 'runs/*.json')
+
+def publish(preset_dir:str|Path, dest:str|Path, readme:str|Path|None=None) -> Path:
+    "Copy the finished experiments of `preset_dir` (notebooks, results, figures) to `dest` and write its REPORT.md"
+    preset_dir,dest = Path(preset_dir),Path(dest)
+    status,metrics = _experiments(preset_dir)
+    if not metrics: raise ValueError(f"no finished experiment in {preset_dir}: nothing to publish")
+    for n in metrics:
+        src,out = preset_dir/n, dest/n
+        if out.exists(): shutil.rmtree(out)
+        for pat in PUBLISHED:
+            for f in src.glob(pat):
+                (out/f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, out/f.relative_to(src))
+    for d in dest.iterdir():
+        if d.is_dir() and d.name not in metrics: shutil.rmtree(d)  # an experiment that is no longer ok is not shown
+    if readme: update_readme(dest, readme)
+    return write_report(dest)
+
+# %% ../nbs/21_runner.ipynb #cell-27
 def main(argv=None):
     "Entry point of the `vitkd-study` command"
     p = argparse.ArgumentParser('vitkd-study', description='Run the vitkd study and write its report')
@@ -303,6 +322,9 @@ def main(argv=None):
     rp = sub.add_parser('report', help='write REPORT.md for a run folder')
     rp.add_argument('dir', help='a preset folder, e.g. runs/quick')
     rp.add_argument('--readme', default=None, help="also copy the claims table into this README's claims block")
+    pb = sub.add_parser('publish', help='copy a finished run (notebooks, results, figures) into DEST, e.g. results/quick')
+    pb.add_argument('dir', help='a preset folder, e.g. runs/quick'); pb.add_argument('dest', help='where to copy it')
+    pb.add_argument('--readme', default=None, help="also copy the claims table into this README's claims block")
     ls = sub.add_parser('list', help='list the experiments and presets')
     ls.add_argument('--nbs', default=None)
     a = p.parse_args(argv)
@@ -310,6 +332,8 @@ def main(argv=None):
         if a.cmd=='list':
             print('experiments:', ' '.join(select(find_experiments(a.nbs or study_nbs_dir()))))
             print('presets:', ' '.join(PRESETS)); return 0
+        if a.cmd=='publish':
+            print(f'wrote {publish(a.dir, a.dest, a.readme)}'); return 0
         if a.cmd=='report':
             print(f'wrote {write_report(a.dir)}')
             if a.readme: print(f'updated {update_readme(a.dir, a.readme)}')

@@ -36,7 +36,7 @@ PRESETS = {
                   vit=dict(model=dict(embed_dim=48, depth=2, num_heads=3), epochs=1, lr=2e-3)),
     'quick': dict(dataset='cifar10', subset=500, bs=128,
                   cnn=dict(model=dict(depth=18, width=16), epochs=15, lr=4e-3),
-                  rednet=dict(model=dict(depth=14, width=8, kernel_size=3, group_channels=8), epochs=10, lr=4e-3),
+                  rednet=dict(model=dict(depth=14, width=8, kernel_size=3, group_channels=8), epochs=12, lr=4e-3),
                   vit=dict(model=dict(embed_dim=96, depth=4, num_heads=3), epochs=15, lr=2e-3)),
     'full':  dict(dataset='cifar10', subset=None, bs=256,
                   cnn=dict(model=dict(depth=18, width=64), epochs=30, lr=4e-3),

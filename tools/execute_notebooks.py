@@ -1,0 +1,40 @@
+"""Execute library notebooks in place so that their outputs are committed (readers on GitHub see results; Quarto is
+not available to render docs). Cells flagged with the project's test flags (`#| slow`, `#| gpu`) are skipped, as in
+the tests; set VITKD_TEST_FLAGS="slow" to run them too. Usage: python tools/execute_notebooks.py [nbs/NAME.ipynb ...]"""
+import os, sys, time
+from pathlib import Path
+from execnb.nbio import read_nb, write_nb
+from execnb.shell import CaptureShell
+from nbdev.config import get_config
+from nbdev.process import NBProcessor
+from nbdev.frontmatter import FrontmatterProc
+from fastcore.xtras import working_directory
+
+root = Path(__file__).resolve().parent.parent
+cfg = get_config(path=root)
+skip = set(cfg.tst_flags.split('|')) - set(os.environ.get('VITKD_TEST_FLAGS', '').split())
+
+def _skip(cell):
+    if cell.cell_type != 'code': return True
+    return bool(skip & (getattr(cell, 'directives_', {}) or {}).keys())
+
+def execute(path:Path):
+    "Run `path`'s cells (skipping flagged ones), store their outputs in the notebook; raise on the first error"
+    nb = read_nb(path)
+    proc = NBProcessor(path, procs=FrontmatterProc, process=True).nb  # parses the #| directives
+    flags = {i: _skip(c) for i,c in enumerate(proc.cells)}
+    shell = CaptureShell(path)
+    t0 = time.time()
+    with working_directory(path.parent):
+        for i,cell in enumerate(nb.cells):
+            if cell.cell_type != 'code': continue
+            if flags[i]: cell.outputs, cell.execution_count = [], None; continue
+            shell.cell(cell)
+            if shell.exc: raise RuntimeError(f"{path.name}: cell {i} failed:\n{shell.prettytb(fname=path)}")
+    write_nb(nb, path)
+    print(f"{path.name}: executed in {time.time()-t0:.0f} s")
+
+if __name__ == '__main__':
+    os.environ.setdefault('MPLBACKEND', 'Agg')
+    paths = [Path(p) for p in sys.argv[1:]] or sorted(p for p in (root/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+    for p in paths: execute(p.resolve())
