@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_bench.ipynb #cell-1
 from __future__ import annotations
-import statistics
+import statistics, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from .core import *
@@ -14,7 +14,8 @@ from .resize import lanczos_resize
 from .train import time_rounds
 
 # %% auto #0
-__all__ = ['BENCH_NORMS', 'saved_bytes', 'norm_benchmark', 'torch_has_lanczos', 'benchmark_resize', 'train_throughput']
+__all__ = ['BENCH_NORMS', 'saved_bytes', 'norm_benchmark', 'torch_has_lanczos', 'benchmark_resize', 'train_throughput',
+           'plain_fit', 'fastai_vs_plain']
 
 # %% ../nbs/11_bench.ipynb #cell-6
 BENCH_NORMS = {'BN': dict(kind='bn'), 'ghost BN (k=4)': dict(kind='ghost_bn', virtual_bs=4), 'GN': dict(kind='gn'),
@@ -128,3 +129,38 @@ def train_throughput(models:dict, bs:int=64, img_size:int=32, n_classes:int=10, 
             opts[k].zero_grad(); F.cross_entropy(models[k](xb), yb).backward(); opts[k].step()
     times = time_rounds({k: (lambda k=k: steps_of(k)) for k in models}, rounds=rounds, device=device)
     return {k: bs*steps*rounds/sum(t) for k,t in times.items()}
+
+# %% ../nbs/11_bench.ipynb #cell-22
+def plain_fit(model:nn.Module, dl, n_batches:int, lr:float=2e-3, wd:float=0.05, label_smoothing:float=0.1):
+    "The hand-written reference loop: `n_batches` one-cycle AdamW steps of `model` on `dl`'s batches"
+    decay = [p for p in model.parameters() if p.ndim > 1]; rest = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([dict(params=decay, weight_decay=wd), dict(params=rest, weight_decay=0.)], lr=lr, betas=(0.9, 0.99), eps=1e-5, foreach=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=n_batches, pct_start=0.25)
+    crit = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    model.train()
+    for i,(xb,yb) in enumerate(dl):
+        if i >= n_batches: break
+        loss = crit(model(xb), yb); loss.backward(); opt.step(); opt.zero_grad(set_to_none=True); sched.step()
+
+def fastai_vs_plain(models:dict, # name -> a function building the model (called under the same seed for both paths)
+                    dls, n_batches:int=10, rounds:int=5, lr:float=2e-3) -> list[dict]:
+    "Training images/s of each model through `make_learner` + `fit_one_cycle` and through `plain_fit`, side by side"
+    from vitkd.train import make_learner, StopAfter, SkipValidation
+    from vitkd.data import fresh_dls
+    rows = []
+    for name,make in models.items():
+        def ours():
+            set_seed(0); learn = make_learner(make(), fresh_dls(dls))
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, lr, cbs=[StopAfter(n_batches), SkipValidation()])
+            return learn.throughput.seconds
+        def plain():
+            set_seed(0); m = make().to(dls.device); d = fresh_dls(dls).train
+            if dls.device.type == 'cuda': torch.cuda.synchronize()
+            t0 = time.perf_counter(); plain_fit(m, d, n_batches, lr)
+            if dls.device.type == 'cuda': torch.cuda.synchronize()
+            return time.perf_counter() - t0
+        t = time_rounds({'ours': ours, 'plain': plain}, rounds=rounds, device=dls.device)
+        n = n_batches*dls.train.bs
+        rows.append(dict(model=name, device=str(dls.device), batch=dls.train.bs, ours_img_s=n/statistics.median(t['ours']),
+                         plain_img_s=n/statistics.median(t['plain']), ours_vs_plain=float(np.median(np.array(t['plain'])/np.array(t['ours'])))))
+    return rows

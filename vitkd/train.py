@@ -5,6 +5,7 @@
 # %% ../nbs/03_train.ipynb #cell-1
 from __future__ import annotations
 import os, time
+from functools import partial
 from contextlib import nullcontext, contextmanager
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn
@@ -13,7 +14,7 @@ from fastai.callback.core import Callback, CancelTrainException, CancelValidExce
 from fastai.callback.schedule import fit_one_cycle
 from fastai.callback.fp16 import MixedPrecision
 from fastai.metrics import accuracy
-from fastai.optimizer import Adam
+from fastai.optimizer import Adam, OptimWrapper
 from fastai.torch_core import find_bs
 from fastcore.foundation import L
 from .core import *
@@ -21,8 +22,8 @@ from .data import fresh_dls
 from .models import n_params
 
 # %% auto #0
-__all__ = ['Throughput', 'StopAfter', 'EpochProgress', 'amp_mode', 'make_learner', 'fit_classifier', 'evaluate', 'trained_model',
-           'torch_threads', 'time_rounds', 'time_ratios', 'SkipValidation', 'CPUClock', 'epoch_times']
+__all__ = ['Throughput', 'StopAfter', 'EpochProgress', 'amp_mode', 'adamw', 'make_learner', 'fit_classifier', 'evaluate',
+           'trained_model', 'torch_threads', 'time_rounds', 'time_ratios', 'SkipValidation', 'CPUClock', 'epoch_times']
 
 # %% ../nbs/03_train.ipynb #cell-6
 class Throughput(Callback):
@@ -60,16 +61,25 @@ def amp_mode(device) -> str|None:
     if device.type != 'cuda': return None
     return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
 
+def adamw(params, lr:float=1e-3, wd:float=0.05, # decoupled weight decay of the weights (biases and norm scales get none)
+          mom:float=0.9, sqr_mom:float=0.99, eps:float=1e-5) -> OptimWrapper:
+    "torch's AdamW (foreach kernels) as a fastai optimizer, with fastai Adam's defaults and no weight decay on 1-d parameters"
+    if wd < 0: raise ValueError(f"wd (weight decay) must be >= 0, got {wd}")
+    flat = [p for g in L(params) for p in (g if isinstance(g, (list, tuple, L)) else [g])]
+    groups = [dict(params=[p for p in flat if p.ndim > 1], weight_decay=wd), dict(params=[p for p in flat if p.ndim <= 1], weight_decay=0.)]
+    return OptimWrapper(opt=torch.optim.AdamW([g for g in groups if g['params']], lr=lr, betas=(mom, sqr_mom), eps=eps, foreach=True))
+
 def make_learner(model:nn.Module, dls, loss_func=None, # default: cross-entropy with `label_smoothing`
                  cbs=None, wd:float=0.05, label_smoothing:float=0.1,
                  fp16:bool|None=None, # mixed precision; default: on a GPU
-                 metrics=accuracy, quiet:bool=True) -> Learner:
+                 metrics=accuracy, quiet:bool=True,
+                 opt_func=None) -> Learner: # default: `adamw` with `wd`
     "The study's `Learner`: AdamW, label smoothing, accuracy, `Throughput`, mixed precision on a GPU"
     if not 0 <= label_smoothing < 1: raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if wd < 0: raise ValueError(f"wd (weight decay) must be >= 0, got {wd}")
     loss_func = loss_func or nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam, wd=wd, metrics=metrics,
-                    cbs=[Throughput(), EpochProgress(), *L(cbs)])
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func or partial(adamw, wd=wd), wd=None if opt_func is None else wd,
+                    metrics=metrics, cbs=[Throughput(), EpochProgress(), *L(cbs)])
     learn.model.to(dls.device)
     mode = amp_mode(dls.device)
     if (fp16 if fp16 is not None else mode is not None) and mode: learn.add_cb(MixedPrecision(amp_mode=mode))
@@ -82,7 +92,7 @@ def fit_classifier(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if not lr > 0: raise ValueError(f"lr must be > 0, got {lr}")
     if seed is not None: set_seed(seed)
-    cbs = L(cbs) + ([StopAfter(dry_run())] if dry_run() else [])
+    if dry_run(): epochs,cbs = 1, L(cbs) + [StopAfter(dry_run())]  # a dry run checks the code path, not the schedule
     learn = make_learner(model, dls, cbs=cbs, wd=wd, label_smoothing=label_smoothing, fp16=fp16, quiet=quiet)
     with learn.no_logging() if quiet else nullcontext(): learn.fit_one_cycle(epochs, lr)
     return learn
@@ -102,7 +112,7 @@ def evaluate(model:nn.Module, dl) -> float:
     model.train(was)
     return correct.item()/n
 
-# %% ../nbs/03_train.ipynb #cell-12
+# %% ../nbs/03_train.ipynb #cell-13
 def trained_model(name:str, make_model, dls, train_cfg:dict, folder:str|Path|None=None, retrain:bool=False, verbose:bool=True):
     "Model from `make_model()` trained by `fit_classifier(**train_cfg)` on `dls`, loaded from cache when config and data match"
     if train_cfg.get('seed') is not None: set_seed(train_cfg['seed'])  # the initial weights are part of the recipe
@@ -125,7 +135,7 @@ def trained_model(name:str, make_model, dls, train_cfg:dict, folder:str|Path|Non
     if verbose: print(f"{name}: trained and saved {path.name} (test acc {meta['test_acc']:.4f})")
     return model, load_json(path.with_suffix('.pt.json'))
 
-# %% ../nbs/03_train.ipynb #cell-15
+# %% ../nbs/03_train.ipynb #cell-16
 @contextmanager
 def torch_threads(n:int|None):
     "Run the block with `n` CPU threads in torch (None: leave the setting as it is)"
@@ -143,6 +153,7 @@ def time_rounds(fns:dict, # name -> a callable doing one unit of work; it may re
     "Seconds of each of `fns` per round, timed in interleaved rounds with a rotating order"
     if not fns: raise ValueError("time_rounds needs at least one function to time")
     if rounds < 1: raise ValueError(f"rounds must be at least 1, got {rounds}")
+    if dry_run(): rounds,warmup = 1,0  # a dry run checks the code path, not the times
     names = list(fns)
     times = {k: [] for k in names}
     with torch_threads(threads):
@@ -162,7 +173,7 @@ def time_ratios(times:dict[str,list[float]], base:str) -> dict[str,float]:
     if base not in times: raise ValueError(f"{base!r} is not one of {list(times)}")
     return {k: float(np.median(np.array(v)/np.array(times[base]))) for k,v in times.items()}
 
-# %% ../nbs/03_train.ipynb #cell-18
+# %% ../nbs/03_train.ipynb #cell-19
 class SkipValidation(Callback):
     "Skip the validation phase (for timing training epochs)"
     def before_validate(self): raise CancelValidException()
