@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.vitkd-installed
 $(STAMP): settings.ini setup.py constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,detection]"
 	touch $@
 
 study: $(STAMP)  ## run the study (PRESET=quick|smoke|full, ONLY="a b") and write $(OUT)/$(PRESET)/REPORT.md

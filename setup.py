@@ -2,6 +2,8 @@ import shlex
 from configparser import ConfigParser
 
 import setuptools
+from pathlib import Path
+from setuptools.command.build_py import build_py
 
 # note: all settings are in settings.ini; edit there, not here
 config = ConfigParser(delimiters=['='])
@@ -31,6 +33,19 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
+extras = {'dev': dev_requirements}
+for name in ('detection', 'dist'):  # optional extras: settings.ini's `<name>_requirements`
+    if cfg.get(f'{name}_requirements'): extras[name] = shlex.split(cfg[f'{name}_requirements'])
+extras['all'] = sorted({r for k,v in extras.items() if k != 'dev' for r in v})
+
+class build_py_with_study(build_py):
+    "Also copy the experiment notebooks (nbs/study/*.ipynb) into the package, so an installed wheel can run the study"
+    def run(self):
+        super().run()
+        src, dest = Path('nbs')/'study', Path(self.build_lib)/cfg['lib_path']/'study_nbs'
+        if src.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            for nb in sorted(src.glob('*.ipynb')): self.copy_file(str(nb), str(dest/nb.name))
 project_urls = {}
 if cfg.get('doc_host'): project_urls["Documentation"] = cfg['doc_host'] + cfg.get('doc_baseurl', '')
 
@@ -46,10 +61,12 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require=extras,
+    cmdclass={'build_py': build_py_with_study},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding="utf8").read(),
+    license_files = ['LICENSE'] if Path('LICENSE').exists() else [],
     long_description_content_type = 'text/markdown',
     zip_safe = False,
     entry_points = {

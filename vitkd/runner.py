@@ -10,7 +10,7 @@ from .core import *
 from .study import PRESETS, preset_cfg, md_table
 
 # %% auto #0
-__all__ = ['DEPENDS', 'KEEP', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order', 'select',
+__all__ = ['DEPENDS', 'KEEP', 'EXTRAS', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order', 'select',
            'CorruptState', 'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute', 'run_experiment',
            'StudyLocked', 'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme', 'publish', 'main']
 
@@ -19,10 +19,13 @@ DEPENDS = {'kd_vit': ('baselines',), 'kd_cache': ('baselines', 'kd_vit'), 'dataf
            'datafree_detect': ('detect_compress',)}
 
 def study_nbs_dir() -> Path:
-    "The folder of the experiment notebooks: `nbs/study` of the project checkout"
+    "The experiment notebooks: `nbs/study` of the project checkout around the cwd, else the copy shipped in the package"
     root = project_root() or project_root(Path(__file__).parent if '__file__' in globals() else None)
-    if root is None: raise FileNotFoundError("no vitkd checkout found: run from inside the project or pass --nbs DIR")
-    return root/'nbs'/'study'
+    if root is not None and (root/'nbs'/'study').is_dir(): return root/'nbs'/'study'
+    shipped = Path(__file__).parent/'study_nbs' if '__file__' in globals() else None
+    if shipped is not None and shipped.is_dir(): return shipped
+    raise FileNotFoundError("no experiment notebooks found: run inside a vitkd checkout, install vitkd from a wheel "
+                            "(which ships them), or pass --nbs DIR")
 
 def find_experiments(nbs_dir:str|Path) -> dict[str,Path]:
     "Experiment notebooks in `nbs_dir`, by name"
@@ -100,12 +103,20 @@ def papermill_execute(nb:Path, out_nb:Path, parameters:dict, log, timeout:int|No
     pm.execute_notebook(str(nb), str(out_nb), parameters=parameters, cwd=str(nb.parent), kernel_name='python3',
                         progress_bar=False, execution_timeout=timeout, stdout_file=log, stderr_file=log)
 
+EXTRAS = {'torch_pruning': 'detection', 'torchmetrics': 'detection', 'pycocotools': 'detection', 'accelerate': 'dist', 'ray': 'dist'}
+
+def _hint(ename:str, evalue:str) -> str:
+    "A fix for a missing optional dependency"
+    if ename != 'ModuleNotFoundError': return ''
+    mod = evalue.split("'")[1].split('.')[0] if "'" in evalue else ''
+    return f" (fix: pip install 'vitkd[{EXTRAS[mod]}]')" if mod in EXTRAS else ''
+
 def _failure(e:Exception) -> dict:
     try: from papermill import PapermillExecutionError
     except ImportError: PapermillExecutionError = ()
     if isinstance(e, PapermillExecutionError):
-        return dict(status='failed', cell=e.exec_count, source=(e.source or '')[:300], error=f'{e.ename}: {e.evalue}')
-    return dict(status='failed', cell=None, error=f'{type(e).__name__}: {e}')
+        return dict(status='failed', cell=e.exec_count, source=(e.source or '')[:300], error=f'{e.ename}: {e.evalue}{_hint(e.ename, e.evalue)}')
+    return dict(status='failed', cell=None, error=f'{type(e).__name__}: {e}{_hint(type(e).__name__, str(e))}')
 
 def run_experiment(nb:str|Path, out_dir:str|Path, preset:str, force:bool=False, timeout:int|None=None,
                    env:dict|None=None, execute=papermill_execute) -> dict:
