@@ -566,7 +566,7 @@ def distill_student(make_student, dls, teacher:nn.Module|None=None, inputs:str='
     model = make_student()
     tr = dls.train
     steps = steps or len(tr)
-    if dry_run(): steps = min(steps, dry_run())
+    if dry_run(): steps,epochs = min(steps, dry_run()), min(epochs, 2)
     if inputs in ('alone', 'real'): ddls = datafree_dls(dls, steps, bs, tr.x, tr.y, seed=seed)
     elif inputs == 'noise':
         n = steps*(bs or tr.bs)
@@ -580,7 +580,10 @@ def distill_student(make_student, dls, teacher:nn.Module|None=None, inputs:str='
     with learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     info = dict(inputs=inputs, epochs=epochs, steps=steps, bs=ddls.train.bs, student_images=epochs*steps*ddls.train.bs,
                 fit_s=_now(ddls.device) - t0, teacher_passes_kd=0 if inputs == 'alone' else epochs*steps*ddls.train.bs)
-    if df: info.update(df[0].summary(), pool=str(df[0].image_pool.folder))
+    nan = float('nan')  # the same fields in every arm, so that tables can summarise them
+    info.update(df[0].summary() if df else dict(synth_s=0., synth_images=0, synth_images_per_s=nan, teacher_passes_per_image=nan,
+                pool_images=0, class_entropy=nan, class_entropy_min=nan, teacher_conf=nan, layer_losses=[], loss={}),
+                pool=str(df[0].image_pool.folder) if df else None)
     return learn, info
 
 # %% ../nbs/13_datafree.ipynb #cell-53
@@ -588,6 +591,7 @@ def synthesis_fns(synths:dict, timed_steps:dict|None=None, seed:int=0) -> dict:
     "For `time_rounds`: name -> a call synthesising one batch with `timed_steps[name]` steps (default: all its steps)"
     gen = torch.Generator().manual_seed(seed)
     steps = {k: (timed_steps or {}).get(k, s.steps) for k,s in synths.items()}
+    if dry_run(): steps = {k: 1 for k in steps}
     def one(s, n): s.synthesize(gen, max_steps=n)
     return {k: (lambda s=s, n=steps[k]: one(s, n)) for k,s in synths.items()}
 
@@ -595,7 +599,7 @@ def seconds_per_image(times:dict, synths:dict, timed_steps:dict|None=None) -> di
     "Seconds per synthesised image of each round, scaled from `timed_steps` to each synthesizer's own steps"
     out = {}
     for k,ts in times.items():
-        s = synths[k]; n = (timed_steps or {}).get(k, s.steps)
+        s = synths[k]; n = 1 if dry_run() else (timed_steps or {}).get(k, s.steps)
         out[k] = [t*s.steps/n/s.bs for t in ts]
     return out
 
