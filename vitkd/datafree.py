@@ -210,6 +210,7 @@ class Synthesizer:
         "Attach the frozen `teacher` (and the `student` for the adversarial term); build the priors"
         self.teacher = teacher.eval().requires_grad_(False)
         self.device = next(teacher.parameters()).device
+        self.images,self.seconds,self.teacher_images = 0,0.,0  # a resumed run loads them (load_state_dict)
         self.num_classes,self.img_shape,self.student,self.seed = num_classes,tuple(img_shape),student,seed
         self.mean = torch.as_tensor(mean, dtype=torch.float32).to(self.device).view(1, -1, 1, 1)
         self.std = torch.as_tensor(std, dtype=torch.float32).to(self.device).view(1, -1, 1, 1)
@@ -578,9 +579,11 @@ def distill_student(make_student, dls, teacher:nn.Module|None=None, inputs:str='
     learn = learner(model, ddls, cbs=[*df, *kd, *L(cbs)])
     t0 = _now(ddls.device)
     with learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-    info = dict(inputs=inputs, epochs=epochs, steps=steps, bs=ddls.train.bs, student_images=epochs*steps*ddls.train.bs,
-                fit_s=_now(ddls.device) - t0, teacher_passes_kd=0 if inputs == 'alone' else epochs*steps*ddls.train.bs)
     nan = float('nan')  # the same fields in every arm, so that tables can summarise them
+    tp = getattr(learn, 'throughput', None)  # vitkd.train's Throughput, where the learner has it: the training phase only
+    info = dict(inputs=inputs, epochs=epochs, steps=steps, bs=ddls.train.bs, student_images=epochs*steps*ddls.train.bs,
+                fit_s=_now(ddls.device) - t0, train_s=tp.seconds if tp is not None else nan,
+                teacher_passes_kd=0 if inputs == 'alone' else epochs*steps*ddls.train.bs)
     info.update(df[0].summary() if df else dict(synth_s=0., synth_images=0, synth_images_per_s=nan, teacher_passes_per_image=nan,
                 pool_images=0, class_entropy=nan, class_entropy_min=nan, teacher_conf=nan, layer_losses=[], loss={}),
                 pool=str(df[0].image_pool.folder) if df else None)
