@@ -26,7 +26,7 @@ __all__ = ['INPUTS', 'feature_stats', 'bn_stat_loss', 'bn_layers', 'BNStatsHooks
            'class_balance_loss', 'adversarial_loss', 'patch_similarity_entropy', 'PatchSimilarityHooks',
            'batch_diagnostics', 'Synthesizer', 'DeepInversion', 'ConvGenerator', 'FastSynthesizer', 'to_uint8',
            'ImagePool', 'noise_images', 'SampleDL', 'DataFreeKD', 'datafree_dls', 'plain_learner', 'distill_student',
-           'synthesis_fns', 'seconds_per_image', 'sample_grid']
+           'history_rows', 'synthesis_fns', 'seconds_per_image', 'sample_grid']
 
 # %% ../nbs/13_datafree.ipynb #cell-6
 def feature_stats(x:Tensor) -> tuple[Tensor, Tensor]:
@@ -586,10 +586,24 @@ def distill_student(make_student, dls, teacher:nn.Module|None=None, inputs:str='
                 teacher_passes_kd=0 if inputs == 'alone' else epochs*steps*ddls.train.bs)
     info.update(df[0].summary() if df else dict(synth_s=0., synth_images=0, synth_images_per_s=nan, teacher_passes_per_image=nan,
                 pool_images=0, class_entropy=nan, class_entropy_min=nan, teacher_conf=nan, layer_losses=[], loss={}),
-                pool=str(df[0].image_pool.folder) if df else None)
+                pool=str(df[0].image_pool.folder) if df else None,
+                history=[{k: d[k] for k in ('epoch', 'hist', 'class_entropy', 'teacher_conf', 'layer_losses')} for d in df[0].history] if df else [])
     return learn, info
 
 # %% ../nbs/13_datafree.ipynb #cell-53
+def history_rows(runs:list[dict], by=('setting', 'arm')) -> list[dict]:
+    "One row per group (`by`) and epoch of the synthesised batches' diagnostics in `runs`"
+    groups = {}
+    for r in runs:
+        for d in r.get('history') or []: groups.setdefault((*[r.get(k) for k in by], d['epoch']), []).append(d)
+    rows = []
+    for g,ds in groups.items():
+        rows.append(dict(zip([*by, 'epoch'], g), batches=len(ds), hist=np.sum([d['hist'] for d in ds], 0).tolist(),
+                         class_entropy=float(np.mean([d['class_entropy'] for d in ds])), teacher_conf=float(np.mean([d['teacher_conf'] for d in ds])),
+                         prior_first=float(np.mean([d['layer_losses'][0] for d in ds])), prior_sum=float(np.mean([sum(d['layer_losses']) for d in ds]))))
+    return rows
+
+# %% ../nbs/13_datafree.ipynb #cell-56
 def synthesis_fns(synths:dict, timed_steps:dict|None=None, seed:int=0) -> dict:
     "For `time_rounds`: name -> a call synthesising one batch with `timed_steps[name]` steps (default: all its steps)"
     gen = torch.Generator().manual_seed(seed)
