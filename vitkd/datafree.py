@@ -26,7 +26,7 @@ __all__ = ['INPUTS', 'feature_stats', 'bn_stat_loss', 'bn_layers', 'BNStatsHooks
            'class_balance_loss', 'adversarial_loss', 'patch_similarity_entropy', 'PatchSimilarityHooks',
            'batch_diagnostics', 'Synthesizer', 'DeepInversion', 'ConvGenerator', 'FastSynthesizer', 'to_uint8',
            'ImagePool', 'noise_images', 'SampleDL', 'DataFreeKD', 'datafree_dls', 'plain_learner', 'distill_student',
-           'history_rows', 'synthesis_fns', 'seconds_per_image', 'sample_grid']
+           'history_rows', 'synthesis_fns', 'seconds_per_image', 'throughput_rows', 'sample_grid']
 
 # %% ../nbs/13_datafree.ipynb #cell-6
 def feature_stats(x:Tensor) -> tuple[Tensor, Tensor]:
@@ -620,9 +620,19 @@ def seconds_per_image(times:dict, synths:dict, timed_steps:dict|None=None) -> di
         out[k] = [t*s.steps/n/s.bs for t in ts]
     return out
 
-def sample_grid(x:Tensor, y:Tensor, classes=None, per_class:int=6, title:str=''):
-    "A matplotlib figure: up to `per_class` images (uint8) of each class in `y`, one column per class"
+def throughput_rows(spi:dict, synths:dict, base:str='di') -> list[dict]:
+    "Table rows of the benchmark: steps per batch, median seconds per image, images/s and the speed-up over `base`"
+    med = {k: float(np.median(v)) for k,v in spi.items()}
+    return [dict(synthesizer=k, steps_per_batch=synths[k].steps, batch=synths[k].bs, s_per_image=med[k], images_per_s=1/med[k],
+                 teacher_passes_per_image=synths[k].steps, speedup=float(np.median(np.array(spi[base])/np.array(v)))) for k,v in spi.items()]
+
+def sample_grid(x, y:Tensor|None=None, # uint8 images and labels, or a pool folder (then y is read from it)
+                classes=None, per_class:int=6, title:str=''):
+    "A matplotlib figure: up to `per_class` images of each class in `y`, one column per class"
     import matplotlib.pyplot as plt
+    if isinstance(x, (str, Path, ImagePool)):
+        pool = x if isinstance(x, ImagePool) else ImagePool(x)
+        x,y = pool.x, pool.y
     cs = sorted(set(y.tolist()))
     fig,axs = plt.subplots(per_class, len(cs), figsize=(1.1*len(cs), 1.1*per_class), squeeze=False)
     for j,c in enumerate(cs):
