@@ -130,7 +130,8 @@ def lanczos_resize(x:torch.Tensor, # images (..., H, W): uint8, float32, float16
     u8 = x.dtype == torch.uint8
     H,W = x.shape[-2:]
     rows_first = pillow_vertical_first(H, W, h, w)
-    if native and u8 and x.device.type == 'cpu' and a == 3 and antialias and torch_u8_lanczos():
+    one_px = h == 1 and (w == 1 or W == 1)  # torch's uint8 kernel fails an internal assert on 3-channel 1x1 outputs
+    if native and u8 and x.device.type == 'cpu' and a == 3 and antialias and not one_px and torch_u8_lanczos():
         xs = x.reshape(-1, x.shape[-3] if x.ndim > 2 else 1, H, W)
         lz = lambda t, s: F.interpolate(t, size=s, mode='lanczos', antialias=True)
         y = lz(lz(xs, (h, W)), (h, w)) if rows_first and w != W else lz(xs, (h, w))  # torch's kernel goes columns first
