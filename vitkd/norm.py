@@ -179,6 +179,11 @@ def convert_norm(model:nn.Module, kind:str, groups:int=32, # groups of GN and BC
             if isinstance(m, BatchNormAct2d): new = nn.Sequential(new, m.drop, m.act)
             todo.append((name, new, m))
         elif ws and type(m) is nn.Conv2d: todo.append((name, _ws_conv(m), m))
+    if ws and kind in ('bn', 'ghost_bn') and any(getattr(m, 'num_batches_tracked', None) is not None and m.num_batches_tracked > 0
+                                              for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        warnings.warn("ws=True rescales every convolution's output, so the BatchNorm running statistics kept from the trained "
+                      "model no longer match it: eval-mode outputs are wrong until they are re-estimated (train, or run "
+                      "training-mode batches with the weights frozen)")
     if adjusted:
         msg = f"groups={groups} does not divide the channels of {len(adjusted)} layer(s): {'; '.join(adjusted)}"
         if strict: raise ValueError(msg + " (pass strict=False to use the largest divisor, or choose another groups)")

@@ -27,6 +27,7 @@ def lanczos_kernel(x, a:int=3):
 def resample_weights(n_in:int, n_out:int, a:int=3, antialias:bool=True) -> np.ndarray:
     "The `(n_out, n_in)` float64 matrix resampling one axis with Lanczos-`a`: half-pixel centres, renormalised at borders"
     n_in,n_out,a = check_int('n_in', n_in), check_int('n_out', n_out), check_int('a', a)
+    if n_in == n_out: return np.eye(n_in)  # the kernel is 1 at 0 and 0 at the other integers: Pillow skips such a pass
     scale = n_in/n_out
     fs = max(scale, 1.) if antialias else 1.  # stretch the kernel when shrinking
     support = a*fs
