@@ -55,6 +55,7 @@ class CorruptArchive(ValueError):
 
 def expected_sha256(archive:Path) -> str|None:
     "The SHA-256 that `SHA256SUMS` beside `archive` records for it, if any"
+    archive = Path(archive)
     sums = archive.parent/'SHA256SUMS'
     if not sums.exists(): return None
     for line in sums.read_text().splitlines():
@@ -388,6 +389,7 @@ def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0
     "fastai `DataLoaders` (train, valid, test) over `a`: `subset` images per class, `valid_pct` of them held for validation"
     _check_arrays('a', a); bs = check_int('bs', bs)
     if eval_bs is not None: eval_bs = check_int('eval_bs', eval_bs)
+    if subset is not None: check_int('subset', subset, fix='give the training images per class, or None for all')
     device = default_device(device)
     tr,va = stratified_split(a.y_train, subset, valid_pct, seed)
     if len(tr) < bs: raise ValueError(f"batch size {bs} is larger than the {len(tr)} training images: lower bs or raise subset")
