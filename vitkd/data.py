@@ -95,9 +95,9 @@ def _manifest_problems(out:Path) -> str:
     "What differs between the extracted folder `out` and its manifest ('' if nothing)"
     mf = out/'.vitkd-manifest.json'
     if not mf.exists(): return 'it has no manifest'
-    missing,resized = [],[]
+    missing,resized,root = [],[],str(out)
     for name,size in load_json(mf)['files'].items():
-        try: st = os.stat(out/name)
+        try: st = os.stat(os.path.join(root, name))  # plain strings: 60k Path objects would cost seconds
         except FileNotFoundError: missing.append(name); continue
         if st.st_size != size: resized.append(name)
     return '; '.join(f"{len(v)} file(s) {what} (e.g. {v[0]})" for v,what in ((missing, 'missing'), (resized, 'of another size')) if v)
@@ -114,12 +114,20 @@ def extract_archive(archive:str|Path, dest:str|Path|None=None) -> Path:
         raise CorruptArchive(f"{archive}: SHA-256 is {sha[:16]}..., SHA256SUMS says {want[:16]}...: "
                              "the file is damaged or was replaced; copy it again from the source.")
     marker = out/'.vitkd-extracted'
-    if marker.exists() and marker.read_text().strip()==sha:
+    def done():
+        if not (marker.exists() and marker.read_text().strip()==sha): return False
         problems = _manifest_problems(out)
-        if not problems: return out
-        warnings.warn(f"{out} does not match what {archive.name} extracted ({problems}): extracting it again")
-    if out.exists(): shutil.rmtree(out)  # stale, partial or changed: extract again
-    tmp = Path(tempfile.mkdtemp(dir=dest, prefix=f'.{out.name}.'))
+        if problems: warnings.warn(f"{out} does not match what {archive.name} extracted ({problems}): extracting it again")
+        return not problems
+    if done(): return out
+    lock = cache_dir('locks')/f"extract-{config_hash({'out': str(out.resolve())})}.lock"
+    with file_lock(lock):  # one process extracts; the others wait, then find it done
+        if done(): return out
+        return _extract_into(archive, out, sha, dest)
+
+def _extract_into(archive:Path, out:Path, sha:str, dest:Path) -> Path:
+    "Extract `archive` verified into a temporary folder, then swap it in for `out` (readers never see no folder for long)"
+    tmp,old = Path(tempfile.mkdtemp(dir=dest, prefix=f'.{out.name}.')), None
     try:
         files = _extract_verified(archive, tmp)
         top = (tmp/out.name).is_dir()
@@ -128,11 +136,15 @@ def extract_archive(archive:str|Path, dest:str|Path|None=None) -> Path:
         save_json(dict(archive=archive.name, sha256=sha, n_files=len(rel), bytes=sum(rel.values()), files=rel),
                   src/'.vitkd-manifest.json')
         (src/'.vitkd-extracted').write_text(sha)  # last: only a complete, verified extraction carries it
+        if out.exists():  # stale, partial or changed: moved aside (one rename), deleted after the swap
+            old = Path(tempfile.mkdtemp(dir=dest, prefix=f'.{out.name}.old.')); os.replace(out, old/out.name)
         os.replace(src, out)
     except (tarfile.TarError, CorruptArchive, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         raise CorruptArchive(f"{archive} could not be extracted ({e}): the archive is truncated or damaged; "
                              "copy it again from the source.") from e
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        for d in (tmp, old):
+            if d is not None: shutil.rmtree(d, ignore_errors=True)
     return out
 
 # %% ../nbs/01_data.ipynb #cell-15
@@ -190,9 +202,12 @@ def folder_key(root:str|Path, classes:list|None=None) -> str:
     root = Path(root)
     classes = classes if classes is not None else _folder_classes(root)
     h = __import__('hashlib').sha256(repr(classes).encode())
-    for s,files in _image_files(root, classes).items():
-        for f in files:
-            st = f.stat(); h.update(f'{s}/{f.parent.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}\n'.encode())
+    for s in ('train', 'test'):
+        for c in classes:
+            with os.scandir(root/s/c) as it:  # DirEntry: no Path objects, one stat per file
+                ents = sorted((e.name, e) for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+            for n,e in ents:
+                st = e.stat(); h.update(f'{s}/{c}/{n}:{st.st_size}:{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()[:16]
 
 def _folder_classes(root:Path) -> list:
