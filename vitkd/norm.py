@@ -7,7 +7,7 @@ from __future__ import annotations
 import warnings
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
-from .core import bad_arg, check_int, check_number, check_choice, check_kwargs, check_module
+from .core import bad_arg, check_int, check_number, check_kwargs, check_module
 
 # %% auto #0
 __all__ = ['NORM_KINDS', 'WSConv2d', 'GhostBatchNorm2d', 'BatchChannelNorm2d', 'convert_norm']
