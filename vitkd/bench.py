@@ -23,6 +23,7 @@ BENCH_NORMS = {'BN': dict(kind='bn'), 'ghost BN (k=4)': dict(kind='ghost_bn', vi
 
 def saved_bytes(fn) -> tuple[int, object]:
     "Bytes of the distinct tensors autograd saves for backward while running `fn()`, and `fn()`'s result"
+    if not callable(fn): bad_arg('fn', fn, 'a function of no arguments to run', exc=TypeError)
     seen = {}
     def pack(t):
         s = t.untyped_storage(); seen[(s.data_ptr(), t.device)] = s.nbytes(); return t
@@ -42,6 +43,11 @@ def norm_benchmark(setups:dict|None=None, # name -> convert_norm kwargs; the fir
                    rounds:int=5, device=None) -> list[dict]:
     "Forward+backward time and memory of each norm setup as a layer and as a ResNet training step, as ratios to the first"
     setups = setups or BENCH_NORMS
+    if not isinstance(setups, dict) or not all(isinstance(v, dict) for v in setups.values()):
+        bad_arg('setups', setups, 'a dict name -> convert_norm keyword arguments', exc=TypeError)
+    for sc in scopes: check_choice('scopes', sc, ('layer', 'step'))
+    for mf in memory_formats: check_choice('memory_formats', mf, ('channels_first', 'channels_last'))
+    for k in ('bs', 'size', 'channels', 'depth', 'width', 'groups', 'rounds'): check_int(k, locals()[k])
     device = default_device(device); cuda = device.type == 'cuda'
     rows = []
     for scope in scopes:
@@ -86,6 +92,12 @@ def benchmark_resize(cases=(((32, 32), 224), ((375, 500), 224)), # ((H, W) in, s
                      threads:int|None=1, # torch CPU threads while timing (Pillow uses one); None: leave as is
                      seed:int=0) -> list[dict]:
     "Images/s of Pillow LANCZOS, torch's interpolate and `lanczos_resize` on random RGB images, with ratios"
+    check_int('rounds', rounds); check_int('seed', seed, lo=0)
+    if threads is not None: check_int('threads', threads)
+    for b in batch_sizes: check_int('batch_sizes', b)
+    for c in cases:
+        if not (isinstance(c, (tuple, list)) and len(c) == 2): bad_arg('cases', c, 'pairs ((H, W), side)')
+        check_size('cases', c[0]); check_int('cases', c[1])
     device = torch.device(device or 'cpu')
     g = torch.Generator().manual_seed(seed)
     tmode = 'lanczos' if torch_has_lanczos() and device.type == 'cpu' else 'bicubic'
@@ -119,6 +131,9 @@ def benchmark_resize(cases=(((32, 32), 224), ((375, 500), 224)), # ((H, W) in, s
 def train_throughput(models:dict, bs:int=64, img_size:int=32, n_classes:int=10, steps:int=3, rounds:int=3,
                      device=None) -> dict:
     "Training images/s of each of `models` (a dict name -> model) on one random batch, timed interleaved"
+    if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
+        bad_arg('models', models, 'a non-empty dict name -> nn.Module', exc=TypeError)
+    for k in ('bs', 'img_size', 'n_classes', 'steps', 'rounds'): check_int(k, locals()[k])
     device = default_device(device)
     g = torch.Generator().manual_seed(0)
     xb = torch.randn(bs, 3, img_size, img_size, generator=g).to(device)

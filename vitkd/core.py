@@ -4,31 +4,99 @@
 
 # %% ../nbs/00_core.ipynb #cell-1
 from __future__ import annotations
-import hashlib, json, os, random, tempfile, time, csv, io
+import difflib, hashlib, json, math, numbers, os, random, tempfile, time, csv, io
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['set_seed', 'default_device', 'project_root', 'cache_dir', 'run_dir', 'atomic_write', 'save_json', 'load_json',
+__all__ = ['bad_arg', 'check_int', 'check_number', 'check_size', 'check_choice', 'check_kwargs', 'check_module', 'set_seed',
+           'default_device', 'project_root', 'cache_dir', 'run_dir', 'atomic_write', 'save_json', 'load_json',
            'save_csv', 'cached_result', 'config_hash', 'file_sha256', 'state_hash', 'save_checkpoint',
            'load_checkpoint', 'file_lock', 'report_progress', 'read_progress', 'dry_run', 'timer']
 
 # %% ../nbs/00_core.ipynb #cell-6
+def _show(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + '...'
+
+def bad_arg(name:str, value, need:str, fix:str|None=None, exc:type=ValueError):
+    "Raise `exc` saying that argument `name` got `value`, what it must be, and how to fix it"
+    raise exc(f"{name}={_show(value)} is invalid: {name} must be {need}" + (f". Fix: {fix}" if fix else ''))
+
+def _is_int(v) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+def check_int(name:str, v, lo:int|None=1, hi:int|None=None, fix:str|None=None) -> int:
+    "`v` as an int in [`lo`, `hi`] (either bound may be None), else a clear error naming `name`"
+    rng = ('a positive integer' if lo == 1 and hi is None else 'an integer >= 0' if lo == 0 and hi is None else
+           f'an integer in [{lo}, {hi}]' if lo is not None and hi is not None else
+           f'an integer >= {lo}' if lo is not None else f'an integer <= {hi}' if hi is not None else 'an integer')
+    if not _is_int(v): bad_arg(name, v, rng, fix, TypeError if not isinstance(v, numbers.Number) else ValueError)
+    if (lo is not None and v < lo) or (hi is not None and v > hi): bad_arg(name, v, rng, fix)
+    return int(v)
+
+def check_number(name:str, v, lo:float|None=None, hi:float|None=None, lo_open:bool=False, hi_open:bool=False,
+                 fix:str|None=None) -> float:
+    "`v` as a finite float in the interval from `lo` to `hi` (open ends with `lo_open`/`hi_open`), else a clear error"
+    left = '-inf' if lo is None else f'{lo:g}'; right = 'inf' if hi is None else f'{hi:g}'
+    need = f"a finite number in {'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
+    if isinstance(v, torch.Tensor) and v.numel() == 1: v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real): bad_arg(name, v, need, fix, TypeError)
+    f = float(v)
+    if not math.isfinite(f) or (lo is not None and (f <= lo if lo_open else f < lo)) or \
+       (hi is not None and (f >= hi if hi_open else f > hi)): bad_arg(name, v, need, fix)
+    return f
+
+def check_size(name:str, v, fix:str|None=None) -> tuple[int,int]:
+    "`v` (a positive int `s`, or a pair `(h, w)` of them) as an `(h, w)` tuple of ints, else a clear error"
+    need = 'a positive int or a pair (h, w) of positive ints'
+    pair = tuple(v) if isinstance(v, (tuple, list, torch.Size)) else (v, v) if _is_int(v) else None
+    if pair is None or len(pair) != 2 or not all(_is_int(s) and s > 0 for s in pair): bad_arg(name, v, need, fix)
+    return int(pair[0]), int(pair[1])
+
+def check_choice(name:str, v, choices, fix:str|None=None):
+    "`v` if it is one of `choices`, else a clear error listing them"
+    if not any(v == c and type(v) == type(c) for c in choices):
+        bad_arg(name, v, 'one of ' + ', '.join(map(repr, choices)), fix)
+    return v
+
+def check_kwargs(where:str, kwargs:dict, allowed, fix:str|None=None):
+    "Refuse keyword arguments of `where` outside `allowed`, suggesting the closest allowed name for each"
+    unknown = [k for k in kwargs if k not in allowed]
+    if not unknown: return kwargs
+    hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, list(allowed), 1)) else '')
+             for k in unknown]
+    raise TypeError(f"{where} got unknown keyword argument(s) {', '.join(hints)}: it takes "
+                    + (', '.join(map(repr, allowed)) if allowed else 'none here') + (f". Fix: {fix}" if fix else ''))
+
+def check_module(name:str, v) -> torch.nn.Module:
+    "`v` if it is a `torch.nn.Module`, else a clear error"
+    if not isinstance(v, torch.nn.Module): bad_arg(name, v, 'a torch.nn.Module', exc=TypeError)
+    return v
+
+# %% ../nbs/00_core.ipynb #cell-10
 def set_seed(seed:int=0, deterministic:bool=True):
     "Seed Python, NumPy and PyTorch (all devices) so that a run can be repeated exactly"
+    seed = check_int('seed', seed, lo=None, fix='pass an integer seed, e.g. set_seed(0)')
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     if deterministic: torch.backends.cudnn.benchmark,torch.backends.cudnn.deterministic = False,True
     return seed
 
-# %% ../nbs/00_core.ipynb #cell-9
+# %% ../nbs/00_core.ipynb #cell-13
 def default_device(prefer:str|None=None) -> torch.device:
     "The device to compute on: `prefer`, else `$VITKD_DEVICE`, else CUDA when available, else CPU"
     name = prefer or os.environ.get('VITKD_DEVICE')
-    if name: return torch.device(name)
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if not name: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    what = 'prefer' if prefer else 'VITKD_DEVICE'
+    try: d = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as e: bad_arg(what, name, f"a device such as 'cpu' or 'cuda:0' ({e})")
+    if d.type == 'cuda' and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
+        bad_arg(what, name, f"a CUDA device this machine has ({torch.cuda.device_count()} visible)",
+                "use 'cpu', or unset it to pick CUDA only when there is one")
+    if d.type == 'mps' and not torch.backends.mps.is_available(): bad_arg(what, name, 'a device this machine has', "use 'cpu'")
+    return d
 
-# %% ../nbs/00_core.ipynb #cell-12
+# %% ../nbs/00_core.ipynb #cell-16
 def project_root(start:str|Path|None=None) -> Path|None:
     "The nearest folder at or above `start` (default: cwd) holding vitkd's `settings.ini`, else None"
     p = Path(start or Path.cwd()).resolve()
@@ -37,20 +105,31 @@ def project_root(start:str|Path|None=None) -> Path|None:
         if ini.exists() and 'lib_name = vitkd' in ini.read_text(): return d
     return None
 
+def _check_name(name:str, v, what:str='a plain name') -> str:
+    "`v` if it is one path component: not empty, no '/', not '.' or '..'"
+    if not isinstance(v, (str, Path)) or not str(v) or str(v) in ('.', '..') or '/' in str(v) or '\\' in str(v):
+        bad_arg(name, v, f"{what}: a non-empty string without '/' (one folder or file name)")
+    return str(v)
+
 def cache_dir(*parts) -> Path:
     "A folder under `$VITKD_CACHE` (default `~/.cache/vitkd`), created if missing"
+    for p in parts:
+        if not isinstance(p, (str, Path)) or Path(p).is_absolute() or '..' in Path(p).parts or not str(p):
+            bad_arg('parts', parts, "relative folder names inside the cache (no absolute path, no '..')")
     root = Path(os.environ.get('VITKD_CACHE') or Path.home()/'.cache'/'vitkd').expanduser()
     d = root.joinpath(*parts); d.mkdir(parents=True, exist_ok=True)
     return d
 
 def run_dir(out:str|Path, preset:str, name:str) -> Path:
     "The folder of one experiment's run: `out/preset/name/`, created if missing"
+    _check_name('preset', preset); _check_name('name', name)
     d = Path(out)/preset/name; d.mkdir(parents=True, exist_ok=True)
     return d
 
-# %% ../nbs/00_core.ipynb #cell-15
+# %% ../nbs/00_core.ipynb #cell-19
 def atomic_write(path:str|Path, data:str|bytes) -> Path:
     "Write `data` to `path` through a temp file and a rename, so `path` is never half-written"
+    if not isinstance(data, (str, bytes, bytearray, memoryview)): bad_arg('data', data, 'str or bytes', exc=TypeError)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd,tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
@@ -73,31 +152,40 @@ def save_json(obj, path:str|Path) -> Path:
     return atomic_write(path, json.dumps(obj, indent=2, default=_json_default) + '\n')
 
 def load_json(path:str|Path):
-    "Read a JSON file"
-    return json.loads(Path(path).read_text())
+    "Read a JSON file; a damaged one is an error that names the file"
+    text = Path(path).read_text()
+    try: return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise json.JSONDecodeError(f"{path} is not valid JSON (damaged or half-written): {e.msg}", e.doc, e.pos) from None
 
 def save_csv(rows:list[dict], path:str|Path) -> Path:
     "Atomically write a list of dicts as CSV, columns in first-seen order"
+    if isinstance(rows, dict) or not all(isinstance(r, dict) for r in rows):
+        bad_arg('rows', rows, 'a list of dicts (one per row, column -> value)', exc=TypeError)
     cols = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=cols); w.writeheader(); w.writerows(rows)
     return atomic_write(path, buf.getvalue())
 
-# %% ../nbs/00_core.ipynb #cell-18
+# %% ../nbs/00_core.ipynb #cell-22
 def cached_result(folder:str|Path, key:str, fn, *args, **kwargs):
     "Return the stored JSON result `folder/key.json`, or compute it with `fn(*args, **kwargs)` and store it"
+    _check_name('key', key)
+    if not callable(fn): bad_arg('fn', fn, 'a function computing the result', exc=TypeError)
     path = Path(folder)/f'{key}.json'
     if path.exists(): return load_json(path)
     res = fn(*args, **kwargs); save_json(res, path)
     return res
 
-# %% ../nbs/00_core.ipynb #cell-21
+# %% ../nbs/00_core.ipynb #cell-25
 def config_hash(cfg:dict, n:int=12) -> str:
     "A short, stable hash of a JSON-able configuration"
+    n = check_int('n', n, 1, 64)
     s = json.dumps(cfg, sort_keys=True, default=_json_default)
     return hashlib.sha256(s.encode()).hexdigest()[:n]
 
 def file_sha256(path:str|Path, chunk:int=1<<20) -> str:
     "SHA-256 of a file, read in chunks"
+    chunk = check_int('chunk', chunk)
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
@@ -105,13 +193,16 @@ def file_sha256(path:str|Path, chunk:int=1<<20) -> str:
 
 def state_hash(model:torch.nn.Module, n:int=12) -> str:
     "A short hash of a model's weights (and buffers), to fingerprint what was computed from them"
+    check_module('model', model); n = check_int('n', n, 1, 64)
     h = hashlib.sha256()
     for k,v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:n]
 
-# %% ../nbs/00_core.ipynb #cell-23
+# %% ../nbs/00_core.ipynb #cell-27
 def save_checkpoint(model:torch.nn.Module, path:str|Path, meta:dict|None=None) -> Path:
     "Atomically save `model`'s state dict to `path` and `meta` (with the weights' hash) to `path.json`"
+    check_module('model', model)
+    if meta is not None and not isinstance(meta, dict): bad_arg('meta', meta, 'a dict or None', exc=TypeError)
     path = Path(path); buf = io.BytesIO()
     torch.save({k:v.detach().cpu() for k,v in model.state_dict().items()}, buf)
     atomic_write(path, buf.getvalue())
@@ -120,6 +211,7 @@ def save_checkpoint(model:torch.nn.Module, path:str|Path, meta:dict|None=None) -
 
 def load_checkpoint(model:torch.nn.Module, path:str|Path, strict:bool=True) -> dict:
     "Load a state dict saved by `save_checkpoint` into `model` (no unpickling); return its metadata"
+    check_module('model', model)
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}: train the model first or check the path")
     sd = torch.load(path, map_location='cpu', weights_only=True)
@@ -127,7 +219,7 @@ def load_checkpoint(model:torch.nn.Module, path:str|Path, strict:bool=True) -> d
     meta = path.with_suffix(path.suffix+'.json')
     return load_json(meta) if meta.exists() else {}
 
-# %% ../nbs/00_core.ipynb #cell-26
+# %% ../nbs/00_core.ipynb #cell-30
 @contextmanager
 def file_lock(path:str|Path, blocking:bool=True):
     "Hold an exclusive lock on `path` (POSIX `flock`; a no-op where that is unavailable) while the block runs"
@@ -139,7 +231,7 @@ def file_lock(path:str|Path, blocking:bool=True):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/00_core.ipynb #cell-29
+# %% ../nbs/00_core.ipynb #cell-33
 _progress = {}
 
 def report_progress(**fields):
@@ -155,7 +247,7 @@ def read_progress(path:str|Path) -> dict:
     try: return load_json(path)
     except (OSError, ValueError): return {}
 
-# %% ../nbs/00_core.ipynb #cell-32
+# %% ../nbs/00_core.ipynb #cell-36
 def dry_run() -> int:
     "Batches per fit and evaluation in a dry run (`$VITKD_DRY_RUN`), else 0"
     v = os.environ.get('VITKD_DRY_RUN', '').strip()
@@ -165,7 +257,7 @@ def dry_run() -> int:
     if n < 0: raise ValueError(f"VITKD_DRY_RUN={n} must be >= 0 (0 or unset: a real run)")
     return n
 
-# %% ../nbs/00_core.ipynb #cell-35
+# %% ../nbs/00_core.ipynb #cell-39
 @contextmanager
 def timer():
     "Context manager yielding a dict whose `seconds` is filled on exit (CUDA work is synchronised first)"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #cell-1
 from __future__ import annotations
-import os, shutil, tarfile, tempfile, warnings
+import bz2, gzip, lzma, os, shutil, tarfile, tempfile, warnings, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
@@ -15,10 +15,10 @@ import vitkd
 from .core import *
 
 # %% auto #0
-__all__ = ['DATASETS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive', 'expected_sha256', 'extract_archive',
-           'ImageArrays', 'arrays_fingerprint', 'decode_image_folder', 'load_digits_arrays', 'to_rgb', 'load_images',
-           'stratified_split', 'draw_crop_flip', 'crop_flip', 'ArrayDL', 'image_dls', 'cifar10_dls', 'fresh_dls',
-           'balanced_subset']
+__all__ = ['IMAGE_SUFFIXES', 'DATASETS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive', 'expected_sha256',
+           'extract_archive', 'ImageArrays', 'arrays_fingerprint', 'folder_key', 'decode_image_folder',
+           'load_digits_arrays', 'to_rgb', 'load_images', 'stratified_split', 'draw_crop_flip', 'crop_flip', 'ArrayDL',
+           'image_dls', 'cifar10_dls', 'fresh_dls', 'balanced_subset']
 
 # %% ../nbs/01_data.ipynb #cell-6
 class DatasetNotFound(FileNotFoundError):
@@ -33,8 +33,14 @@ def data_dirs() -> list[Path]:
         if root is not None: dirs.append(root.parent/'shared'/'data')
     return list(dict.fromkeys(dirs))
 
+def _check_dirs(dirs):
+    if dirs is not None and (isinstance(dirs, (str, Path)) or not all(isinstance(d, (str, Path)) for d in dirs)):
+        bad_arg('dirs', dirs, 'a list of folders (or None for data_dirs())', f'wrap a single folder in a list: dirs=[{str(dirs)!r}]', TypeError)
+
 def find_data(name:str, dirs:list|None=None) -> Path:
     "Path of `name` (a folder or archive) in the first of `dirs` (default `data_dirs()`) holding it; else a clear error"
+    if not isinstance(name, str) or not name: bad_arg('name', name, "a file or folder name such as 'cifar10.tgz'", exc=TypeError)
+    _check_dirs(dirs)
     dirs = [Path(d) for d in dirs] if dirs is not None else data_dirs()
     for d in dirs:
         if (d/name).exists(): return d/name
@@ -49,6 +55,7 @@ class CorruptArchive(ValueError):
 
 def expected_sha256(archive:Path) -> str|None:
     "The SHA-256 that `SHA256SUMS` beside `archive` records for it, if any"
+    archive = Path(archive)
     sums = archive.parent/'SHA256SUMS'
     if not sums.exists(): return None
     for line in sums.read_text().splitlines():
@@ -56,9 +63,49 @@ def expected_sha256(archive:Path) -> str|None:
         if len(parts)==2 and parts[1].lstrip('*')==archive.name: return parts[0]
     return None
 
+class _StrictTarInfo(tarfile.TarInfo):
+    "A TarInfo whose reading refuses a damaged header instead of taking it for the end of the archive"
+    @classmethod
+    def fromtarfile(cls, tf):
+        try: return super().fromtarfile(tf)
+        except tarfile.EOFHeaderError: raise  # a block of zeros: the end-of-archive marker
+        except tarfile.HeaderError as e:
+            raise CorruptArchive(f"damaged or missing tar header at byte {tf.offset} of the unpacked stream ({e})") from None
+
+_OPENERS = ((b'\x1f\x8b', gzip.open), (b'BZh', bz2.open), (b'\xfd7zXZ\x00', lzma.open))
+
+def _unpacked(archive:Path):
+    "`archive` as a stream of tar bytes, decompressed by the module that checks its format's checksum"
+    with open(archive, 'rb') as f: head = f.read(6)
+    return next((op(archive, 'rb') for magic,op in _OPENERS if head.startswith(magic)), None) or open(archive, 'rb')
+
+def _extract_verified(archive:Path, dest:Path) -> dict[str,int]:
+    "Extract `archive` into `dest` reading all of it (headers, data, padding, checksum); its files' names and sizes"
+    files = {}
+    with _unpacked(archive) as f, tarfile.open(fileobj=f, mode='r|', tarinfo=_StrictTarInfo) as tf:
+        for m in tf:
+            tf.extract(m, dest, filter='data')
+            if m.isfile(): files[m.name] = m.size
+        while (b := tf.fileobj.read(1 << 20)):  # to the end of the stream: the decompressor checks its checksum there
+            if b.strip(b'\0'): raise CorruptArchive("data after the end-of-archive marker: members are missing or damaged")
+    if not files: raise CorruptArchive("the archive holds no files")
+    return files
+
+def _manifest_problems(out:Path) -> str:
+    "What differs between the extracted folder `out` and its manifest ('' if nothing)"
+    mf = out/'.vitkd-manifest.json'
+    if not mf.exists(): return 'it has no manifest'
+    missing,resized,root = [],[],str(out)
+    for name,size in load_json(mf)['files'].items():
+        try: st = os.stat(os.path.join(root, name))  # plain strings: 60k Path objects would cost seconds
+        except FileNotFoundError: missing.append(name); continue
+        if st.st_size != size: resized.append(name)
+    return '; '.join(f"{len(v)} file(s) {what} (e.g. {v[0]})" for v,what in ((missing, 'missing'), (resized, 'of another size')) if v)
+
 def extract_archive(archive:str|Path, dest:str|Path|None=None) -> Path:
-    "Verify `archive` against its SHA256SUMS and extract it into the cache (once); return the extracted folder"
+    "Verify `archive` in full (and against its SHA256SUMS) and extract it into the cache (once); return the extracted folder"
     archive = Path(archive)
+    if not archive.is_file(): raise DatasetNotFound(f"archive={str(archive)!r} is not a file: check the path (find_data('cifar10.tgz') finds it)")
     dest = Path(dest or cache_dir('data'))
     out = dest/archive.name.split('.')[0]
     sha = file_sha256(archive)
@@ -67,21 +114,40 @@ def extract_archive(archive:str|Path, dest:str|Path|None=None) -> Path:
         raise CorruptArchive(f"{archive}: SHA-256 is {sha[:16]}..., SHA256SUMS says {want[:16]}...: "
                              "the file is damaged or was replaced; copy it again from the source.")
     marker = out/'.vitkd-extracted'
-    if marker.exists() and marker.read_text().strip()==sha: return out
-    if out.exists(): shutil.rmtree(out)  # stale or partial: extract again
-    tmp = Path(tempfile.mkdtemp(dir=dest, prefix=f'.{out.name}.'))
+    def done():
+        if not (marker.exists() and marker.read_text().strip()==sha): return False
+        problems = _manifest_problems(out)
+        if problems: warnings.warn(f"{out} does not match what {archive.name} extracted ({problems}): extracting it again")
+        return not problems
+    if done(): return out
+    lock = cache_dir('locks')/f"extract-{config_hash({'out': str(out.resolve())})}.lock"
+    with file_lock(lock):  # one process extracts; the others wait, then find it done
+        if done(): return out
+        return _extract_into(archive, out, sha, dest)
+
+def _extract_into(archive:Path, out:Path, sha:str, dest:Path) -> Path:
+    "Extract `archive` verified into a temporary folder, then swap it in for `out` (readers never see no folder for long)"
+    tmp,old = Path(tempfile.mkdtemp(dir=dest, prefix=f'.{out.name}.')), None
     try:
-        with tarfile.open(archive) as tf: tf.extractall(tmp, filter='data')
-        src = tmp/out.name if (tmp/out.name).is_dir() else tmp
-        (src/'.vitkd-extracted').write_text(sha)
+        files = _extract_verified(archive, tmp)
+        top = (tmp/out.name).is_dir()
+        src = tmp/out.name if top else tmp
+        rel = {n[len(out.name)+1:] if top else n: size for n,size in files.items() if not top or n.startswith(out.name+'/')}
+        save_json(dict(archive=archive.name, sha256=sha, n_files=len(rel), bytes=sum(rel.values()), files=rel),
+                  src/'.vitkd-manifest.json')
+        (src/'.vitkd-extracted').write_text(sha)  # last: only a complete, verified extraction carries it
+        if out.exists():  # stale, partial or changed: moved aside (one rename), deleted after the swap
+            old = Path(tempfile.mkdtemp(dir=dest, prefix=f'.{out.name}.old.')); os.replace(out, old/out.name)
         os.replace(src, out)
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except (tarfile.TarError, CorruptArchive, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         raise CorruptArchive(f"{archive} could not be extracted ({e}): the archive is truncated or damaged; "
                              "copy it again from the source.") from e
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        for d in (tmp, old):
+            if d is not None: shutil.rmtree(d, ignore_errors=True)
     return out
 
-# %% ../nbs/01_data.ipynb #cell-13
+# %% ../nbs/01_data.ipynb #cell-15
 @dataclass
 class ImageArrays:
     "A dataset held as uint8 image tensors (N,C,H,W) and int64 labels"
@@ -90,12 +156,31 @@ class ImageArrays:
     classes: list; name: str
     fingerprint: str = ''
     def __post_init__(self):
+        for s in ('train', 'test'):
+            x,y = getattr(self, f'x_{s}'), getattr(self, f'y_{s}')
+            if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
+                bad_arg(f'x_{s}', _desc(x), 'a uint8 tensor (N, C, H, W)', 'convert images with (x*255).round().to(torch.uint8), channels first')
+            if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
+                bad_arg(f'y_{s}', _desc(y), 'a 1-d tensor of integer class indices')
+            if len(x) != len(y): bad_arg(f'y_{s}', _desc(y), f'as long as x_{s} ({len(x)} images)')
+            setattr(self, f'y_{s}', y.long())
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
+                bad_arg(f'y_{s}', f'labels in [{int(y.min())}, {int(y.max())}]', f'class indices in [0, {len(self.classes)}) (one per class name)')
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            bad_arg('x_test', _desc(self.x_test), f'images of the same shape as x_train {tuple(self.x_train.shape[1:])}')
         if not self.fingerprint: self.fingerprint = arrays_fingerprint(self)
     @property
     def c(self): return len(self.classes)
     def __repr__(self):
         return (f"ImageArrays({self.name}: {len(self.x_train)} train / {len(self.x_test)} test, "
                 f"{tuple(self.x_train.shape[1:])}, {self.c} classes)")
+
+def _check_arrays(name:str, a):
+    if not isinstance(a, ImageArrays): bad_arg(name, _desc(a), 'an ImageArrays (from load_images or decode_image_folder)', exc=TypeError)
+    return a
+
+def _desc(t) -> str:
+    return f"{t.dtype} tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
 
 def arrays_fingerprint(a) -> str:
     "A hash of the pixels and labels of both splits"
@@ -104,38 +189,72 @@ def arrays_fingerprint(a) -> str:
     for t in (a.x_train, a.y_train, a.x_test, a.y_test): h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
-# %% ../nbs/01_data.ipynb #cell-14
-def _decode_split(folder:Path, classes:list) -> tuple[np.ndarray,np.ndarray]:
+# %% ../nbs/01_data.ipynb #cell-16
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
+
+def _image_files(root:Path, classes:list) -> dict[str,list[Path]]:
+    "The image files of each split of `root`, class by class, in sorted order"
+    return {s: [f for c in classes for f in sorted((root/s/c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+            for s in ('train', 'test')}
+
+def folder_key(root:str|Path, classes:list|None=None) -> str:
+    "A hash of the image files under `root/{train,test}/<class>/`: their paths, sizes and modification times"
+    root = Path(root)
+    classes = classes if classes is not None else _folder_classes(root)
+    h = __import__('hashlib').sha256(repr(classes).encode())
+    for s in ('train', 'test'):
+        for c in classes:
+            with os.scandir(root/s/c) as it:  # DirEntry: no Path objects, one stat per file
+                ents = sorted((e.name, e) for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+            for n,e in ents:
+                st = e.stat(); h.update(f'{s}/{c}/{n}:{st.st_size}:{st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()[:16]
+
+def _folder_classes(root:Path) -> list:
+    for s in ('train', 'test'):
+        if not (root/s).is_dir(): raise DatasetNotFound(f"{root} has no {s}/ folder: expected {root}/{{train,test}}/<class>/*.jpg")
+    classes = sorted(d.name for d in (root/'train').iterdir() if d.is_dir())
+    test_classes = sorted(d.name for d in (root/'test').iterdir() if d.is_dir())
+    if not classes or test_classes != classes:
+        raise DatasetNotFound(f"{root}: train/ has classes {classes} but test/ has {test_classes}: both need the same class folders")
+    return classes
+
+def _decode(files:list[Path], classes:list, folder:Path) -> tuple[np.ndarray,np.ndarray]:
     xs,ys = [],[]
-    for i,c in enumerate(classes):
-        for f in sorted((folder/c).iterdir()):
-            if f.suffix.lower() not in ('.jpg','.jpeg','.png'): continue
-            with Image.open(f) as im: xs.append(np.asarray(im.convert('RGB')))
-            ys.append(i)
+    for f in files:
+        with Image.open(f) as im: xs.append(np.asarray(im.convert('RGB')))
+        ys.append(classes.index(f.parent.name))
     if not xs: raise DatasetNotFound(f"no images under {folder}: expected {folder}/<class>/*.jpg")
+    if len({x.shape for x in xs}) > 1: raise ValueError(f"images under {folder} differ in size: resize them to one size first")
     return np.stack(xs).transpose(0,3,1,2).copy(), np.array(ys, dtype=np.int64)
 
 def decode_image_folder(root:str|Path, name:str|None=None) -> ImageArrays:
-    "Decode `root/{train,test}/<class>/*.jpg` into `ImageArrays`, reusing the decoded copy in the cache"
+    "Decode `root/{train,test}/<class>/*.jpg` into `ImageArrays`, reusing the decoded copy in the cache while the files are unchanged"
     root = Path(root)
-    classes = sorted(d.name for d in (root/'train').iterdir() if d.is_dir())
-    key = config_hash({'root': str(root.resolve()), 'n': sum(1 for _ in root.rglob('*.jpg')), 'classes': classes})
+    classes = _folder_classes(root)
+    key = folder_key(root, classes)
     cdir = cache_dir('decoded', f'{name or root.name}-{key}')
     parts = ['x_train','y_train','x_test','y_test']
     if (cdir/'meta.json').exists():
-        arrs = [torch.from_numpy(np.load(cdir/f'{p}.npy')) for p in parts]
-        meta = load_json(cdir/'meta.json')
-        return ImageArrays(*arrs, classes=meta['classes'], name=meta['name'], fingerprint=meta['fingerprint'])
-    (xtr,ytr),(xte,yte) = _decode_split(root/'train', classes), _decode_split(root/'test', classes)
+        try:
+            arrs = [torch.from_numpy(np.load(cdir/f'{p}.npy', allow_pickle=False)) for p in parts]
+            meta = load_json(cdir/'meta.json')
+            return ImageArrays(*arrs, classes=meta['classes'], name=meta['name'], fingerprint=meta['fingerprint'])
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            warnings.warn(f"the decoded copy in {cdir} is damaged ({e}): decoding {root} again")
+            (cdir/'meta.json').unlink(missing_ok=True)
+    files = _image_files(root, classes)
+    (xtr,ytr),(xte,yte) = _decode(files['train'], classes, root/'train'), _decode(files['test'], classes, root/'test')
     a = ImageArrays(*map(torch.from_numpy, (xtr,ytr,xte,yte)), classes=classes, name=name or root.name)
     for p in parts:
         buf = __import__('io').BytesIO(); np.save(buf, getattr(a,p).numpy()); atomic_write(cdir/f'{p}.npy', buf.getvalue())
-    save_json({'classes': classes, 'name': a.name, 'fingerprint': a.fingerprint}, cdir/'meta.json')
+    save_json({'classes': classes, 'name': a.name, 'fingerprint': a.fingerprint, 'root': str(root.resolve())}, cdir/'meta.json')
     return a
 
-# %% ../nbs/01_data.ipynb #cell-17
+# %% ../nbs/01_data.ipynb #cell-21
 def load_digits_arrays(seed:int=0) -> ImageArrays:
     "scikit-learn's bundled 8x8 digits as ImageArrays (1x8x8 uint8, 80/20 stratified split)"
+    seed = check_int('seed', seed, lo=0)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     d = load_digits()
@@ -145,13 +264,15 @@ def load_digits_arrays(seed:int=0) -> ImageArrays:
 
 def to_rgb(a:ImageArrays, size:int=32) -> ImageArrays:
     "Images repeated to 3 channels and resized (bilinear) to `size`: lets CIFAR models run on the digits"
+    _check_arrays('a', a); size = check_int('size', size)
+    if a.x_train.shape[1] not in (1, 3): bad_arg('a', a, 'images with 1 or 3 channels')
     def conv(x):
         x = x.float().expand(-1,3,-1,-1) if x.shape[1]==1 else x.float()
         if x.shape[-1]!=size: x = F.interpolate(x, size=(size,size), mode='bilinear', align_corners=False)
         return x.round().clamp(0,255).to(torch.uint8)
     return ImageArrays(conv(a.x_train), a.y_train, conv(a.x_test), a.y_test, a.classes, f'{a.name}@{size}px')
 
-# %% ../nbs/01_data.ipynb #cell-20
+# %% ../nbs/01_data.ipynb #cell-24
 DATASETS = ('cifar10', 'cifar10_tiny', 'digits')
 
 def _download_cifar10() -> Path:
@@ -174,9 +295,13 @@ def load_images(name:str='cifar10', fallback:bool=True, verbose:bool=True, dirs:
         if verbose: print(f"WARNING: {name} is not available, using scikit-learn's digits instead.\n{e}")
         return to_rgb(load_digits_arrays())
 
-# %% ../nbs/01_data.ipynb #cell-24
+# %% ../nbs/01_data.ipynb #cell-28
 def stratified_split(y:torch.Tensor, n_per_class:int|None=None, valid_pct:float=0.1, seed:int=0):
     "Indices (train, valid) taking `n_per_class` images per class (all if None), `valid_pct` of them for validation"
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point(): bad_arg('y', _desc(y), 'a 1-d tensor of integer labels')
+    if n_per_class is not None: check_int('n_per_class', n_per_class, fix='ask for at least 1 image per class, or None for all')
+    check_number('valid_pct', valid_pct, 0, 1, hi_open=True, fix='use a fraction such as 0.1 (0: no validation split)')
+    seed = check_int('seed', seed, lo=0)
     g = torch.Generator().manual_seed(seed)
     tr,va = [],[]
     for c in torch.unique(y).tolist():
@@ -187,15 +312,23 @@ def stratified_split(y:torch.Tensor, n_per_class:int|None=None, valid_pct:float=
         va.append(idx[:nv]); tr.append(idx[nv:])
     return torch.cat(tr).sort().values, torch.cat(va).sort().values
 
-# %% ../nbs/01_data.ipynb #cell-27
+# %% ../nbs/01_data.ipynb #cell-31
 def draw_crop_flip(n:int, pad:int=4, flip:bool=True, generator:torch.Generator|None=None):
     "Random crop offsets in [0, 2*pad] (dy, dx) and flip flags for `n` images"
+    n,pad = check_int('n', n, lo=0), check_int('pad', pad, lo=0)
     d = torch.randint(0, 2*pad+1, (n,2), generator=generator)
     f = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
     return d, f
 
 def crop_flip(x:torch.Tensor, offsets:torch.Tensor, flips:torch.Tensor, pad:int=4) -> torch.Tensor:
     "Zero-pad `x` (N,C,H,W) by `pad`, crop H x W at `offsets` (dy, dx) and flip where `flips`, per image"
+    if x.ndim != 4: bad_arg('x', _desc(x), 'a batch of images (N, C, H, W)')
+    pad = check_int('pad', pad, lo=0)
+    if tuple(offsets.shape) != (len(x), 2): bad_arg('offsets', _desc(offsets), f'({len(x)}, 2) crop offsets (dy, dx), one row per image')
+    if tuple(flips.shape) != (len(x),): bad_arg('flips', _desc(flips), f'({len(x)},) flip flags, one per image')
+    if offsets.device.type == 'cpu' and len(x) and (int(offsets.min()) < 0 or int(offsets.max()) > 2*pad):
+        bad_arg('offsets', f'offsets in [{int(offsets.min())}, {int(offsets.max())}]', f'offsets in [0, 2*pad] = [0, {2*pad}]',
+                'draw them with draw_crop_flip(n, pad) for the same pad')
     n,c,h,w = x.shape
     xp = F.pad(x, (pad,pad,pad,pad))
     offsets,flips = offsets.to(x.device),flips.to(x.device)
@@ -205,17 +338,31 @@ def crop_flip(x:torch.Tensor, offsets:torch.Tensor, flips:torch.Tensor, pad:int=
     bi = torch.arange(n, device=x.device)[:,None,None]
     return xp.permute(0,2,3,1)[bi, rows[:,:,None], cols[:,None,:]].permute(0,3,1,2)
 
-# %% ../nbs/01_data.ipynb #cell-31
+# %% ../nbs/01_data.ipynb #cell-35
+# what a fastai DataLoader takes besides what ArrayDL sets itself: its options, and the methods it lets a caller replace
+# (fastai's get_preds passes get_idxs), except those ArrayDL defines (replacing them would drop the augmentation)
+_DL_METHODS = [m for m in DataLoader._methods if m not in ('before_iter', 'shuffle_fn', 'do_batch', 'after_batch')]
+_DL_KWARGS = [k for k in __import__('inspect').signature(DataLoader.__init__).parameters
+              if k not in ('self', 'dataset', 'bs', 'shuffle', 'drop_last', 'device', 'kwargs')] + _DL_METHODS
+
 class ArrayDL(DataLoader):
     "Batches of (normalised float images, labels) indexed from uint8 tensors; augmentation runs on the device"
     def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int=128, shuffle:bool=False, drop_last:bool=False,
-                 augment:bool=False, pad:int=4, mean=None, std=None, seed:int=0, device=None, **kwargs):
-        if x.dtype!=torch.uint8 or x.ndim!=4: raise ValueError(f"x must be uint8 (N,C,H,W), got {x.dtype} {tuple(x.shape)}")
+                 augment:bool=False, pad:int=4, mean=None, std=None, seed:int=0, device=None,
+                 **kwargs): # fastai DataLoader options (num_workers, pin_memory, ...) and method overrides (get_idxs, ...)
+        if not isinstance(x, torch.Tensor) or x.dtype!=torch.uint8 or x.ndim!=4:
+            raise ValueError(f"x must be uint8 (N,C,H,W), got {_desc(x)}: convert images with (x*255).round().to(torch.uint8)")
+        if not isinstance(y, torch.Tensor) or y.ndim != 1: bad_arg('y', _desc(y), 'a 1-d tensor of labels, one per image')
         if len(x)!=len(y): raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
+        check_kwargs('ArrayDL', kwargs, _DL_KWARGS)
+        bs,pad,seed = check_int('bs', bs), check_int('pad', pad, lo=0), check_int('seed', seed, lo=0)
         self.x,self.y,self.augment,self.pad,self.seed = x,y,augment,pad,seed
         xf = x[:2048].float().cpu()/255
         self.mean = torch.as_tensor(mean if mean is not None else xf.mean((0,2,3))).float().view(1,-1,1,1)
         self.std  = torch.as_tensor(std  if std  is not None else xf.std((0,2,3))).float().view(1,-1,1,1)
+        for k,v in (('mean', self.mean), ('std', self.std)):
+            if v.numel() != x.shape[1]: bad_arg(k, v.flatten().tolist(), f'one value per channel ({x.shape[1]})')
+        if not (self.std > 0).all(): bad_arg('std', self.std.flatten().tolist(), 'positive (it divides the images)')
         self.epoch,self.last_idxs,self.last_draws,self._dev_stats = -1,None,None,None
         super().__init__(range(len(x)), bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
 
@@ -241,19 +388,23 @@ class ArrayDL(DataLoader):
             self._dev_stats = (self.mean.to(device), self.std.to(device))
         return self._dev_stats
     def new(self, **kwargs):
+        "A copy with some settings changed (`x`, `y`, `bs`, `shuffle`, ... or fastai method overrides such as `get_idxs`)"
         kw = dict(x=self.x, y=self.y, bs=self.bs, shuffle=self.shuffle, drop_last=self.drop_last, augment=self.augment,
                   pad=self.pad, mean=self.mean.flatten(), std=self.std.flatten(), seed=self.seed, device=self.device)
-        kw.update({k:v for k,v in kwargs.items() if k in kw})
-        return ArrayDL(**kw)
+        check_kwargs('ArrayDL.new', kwargs, [*kw, *_DL_METHODS])
+        return ArrayDL(**{**kw, **kwargs})
     def decode(self, x:torch.Tensor) -> torch.Tensor:
         "Undo the normalisation: images back in [0, 1]"
         mean,std = self.stats_on(x.device)
         return x*std + mean
 
-# %% ../nbs/01_data.ipynb #cell-36
+# %% ../nbs/01_data.ipynb #cell-40
 def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0.1, augment:bool=True,
               seed:int=0, device=None, eval_bs:int|None=None) -> DataLoaders:
     "fastai `DataLoaders` (train, valid, test) over `a`: `subset` images per class, `valid_pct` of them held for validation"
+    _check_arrays('a', a); bs = check_int('bs', bs)
+    if eval_bs is not None: eval_bs = check_int('eval_bs', eval_bs)
+    if subset is not None: check_int('subset', subset, fix='give the training images per class, or None for all')
     device = default_device(device)
     tr,va = stratified_split(a.y_train, subset, valid_pct, seed)
     if len(tr) < bs: raise ValueError(f"batch size {bs} is larger than the {len(tr)} training images: lower bs or raise subset")
@@ -276,9 +427,11 @@ def cifar10_dls(subset:int|None=None, bs:int=128, dataset:str='cifar10', **kwarg
     "CIFAR-10 `DataLoaders` (digits at 32 px if no CIFAR-10 is found): the study's default data"
     return image_dls(load_images(dataset), bs=bs, subset=subset, **kwargs)
 
-# %% ../nbs/01_data.ipynb #cell-39
+# %% ../nbs/01_data.ipynb #cell-43
 def fresh_dls(dls:DataLoaders) -> DataLoaders:
     "A copy of `dls` whose training loader starts again at its first epoch (same seed: the same batches, in order)"
+    if not isinstance(dls, DataLoaders) or not isinstance(dls.train, ArrayDL):
+        bad_arg('dls', type(dls).__name__, 'fastai DataLoaders whose train loader is an ArrayDL (from image_dls)', exc=TypeError)
     new = DataLoaders(dls.train.new(), *dls.loaders[1:], device=dls.device)
     for k in ('c','vocab','name','fingerprint','data_cfg'):
         if hasattr(dls, k): setattr(new, k, getattr(dls, k))
@@ -287,6 +440,8 @@ def fresh_dls(dls:DataLoaders) -> DataLoaders:
 def balanced_subset(dl:ArrayDL, n:int|None, seed:int=0) -> ArrayDL:
     "`dl` restricted to about `n` images, the same number from each class (all of `dl` when `n` is None)"
     if n is None: return dl
+    if not isinstance(dl, ArrayDL): bad_arg('dl', type(dl).__name__, 'an ArrayDL (e.g. dls.test)', exc=TypeError)
+    n = check_int('n', n, fix='ask for at least one image per class')
     y = dl.y.cpu()
     k = len(torch.unique(y))
     if n < k: raise ValueError(f"n={n} is fewer images than the {k} classes: ask for at least one image per class")

@@ -13,6 +13,7 @@ from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientAccumulation
 from fastcore.basics import store_attr
+from .core import bad_arg, check_int, check_number, check_choice, check_size
 from .models import vit_cifar
 
 # %% auto #0
@@ -20,30 +21,50 @@ __all__ = ['soft_target_loss', 'hard_distill_loss', 'combine_teachers', 'LiveTea
            'VisionTransformerMultiDistilled', 'vit_multi_distilled', 'DistillTokenCallback']
 
 # %% ../nbs/08_distill.ipynb #cell-6
+def _check_T(T) -> float:
+    return check_number('T', T, 0, lo_open=True, fix='the temperature divides the logits: use T > 0, e.g. T=4 (T=1: plain softmax)')
+
+def _check_alpha(alpha) -> float:
+    return check_number('alpha', alpha, 0, 1, fix='alpha weighs the distillation loss against the task loss (1-alpha): use a value in [0, 1]')
+
+def _check_logits(student_logits, teacher_logits):
+    for k,v in (('student_logits', student_logits), ('teacher_logits', teacher_logits)):
+        if not isinstance(v, Tensor) or v.ndim != 2 or not v.is_floating_point():
+            bad_arg(k, getattr(v, 'shape', type(v).__name__), 'a float tensor of logits (batch, classes)',
+                    'flatten extra dims into the batch first, e.g. logits.flatten(0, -2)')
+    if student_logits.shape!=teacher_logits.shape:
+        why = (f": the teacher predicts {teacher_logits.shape[1]} classes and the student {student_logits.shape[1]}; use a teacher "
+               "trained on the student's classes" if student_logits.shape[0]==teacher_logits.shape[0] else ": not the same batch")
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ in shape{why}")
+
 def soft_target_loss(student_logits:Tensor, teacher_logits:Tensor, T:float=4.) -> Tensor:
     "T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over the batch"
-    if student_logits.shape!=teacher_logits.shape:
-        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ in shape")
+    T = _check_T(T); _check_logits(student_logits, teacher_logits)
     s,t = F.log_softmax(student_logits.float()/T, -1), F.log_softmax(teacher_logits.float()/T, -1)
     return F.kl_div(s, t, reduction='batchmean', log_target=True) * T*T
 
 def hard_distill_loss(student_logits:Tensor, teacher_logits:Tensor) -> Tensor:
     "Cross-entropy of the student against the teacher's top-1 class (DeiT's hard distillation)"
+    _check_logits(student_logits, teacher_logits)
     return F.cross_entropy(student_logits.float(), teacher_logits.argmax(-1))
 
-# %% ../nbs/08_distill.ipynb #cell-14
+# %% ../nbs/08_distill.ipynb #cell-16
 def combine_teachers(logits:list[Tensor], # one (bs, c) tensor per teacher
                      how:str='probs', # 'probs': mean of (tempered) probabilities; 'logits': mean of logits
                      T:float=1.) -> Tensor:
     "One mixed target, as logits, from several teachers' logits"
     if isinstance(logits, Tensor): logits = [logits]
     if not len(logits): raise ValueError("combine_teachers needs at least one teacher's logits")
+    T = _check_T(T)
+    if any(not isinstance(l, Tensor) or l.shape != logits[0].shape or l.ndim != 2 for l in logits):
+        bad_arg('logits', [tuple(getattr(l, 'shape', ())) for l in logits], "(batch, classes) tensors of one shape, one per teacher",
+                "every teacher must predict the same classes for the same batch")
     z = torch.stack([l.float() for l in logits])
     if how=='logits': return z.mean(0)
     if how=='probs': return T*(torch.logsumexp(F.log_softmax(z/T, -1), 0) - torch.log(torch.tensor(float(len(z)))))
     raise ValueError(f"unknown combine {how!r}: use 'probs' (mean of probabilities) or 'logits' (mean of logits)")
 
-# %% ../nbs/08_distill.ipynb #cell-18
+# %% ../nbs/08_distill.ipynb #cell-20
 def _per_teacher(v, n:int, name:str) -> list:
     if isinstance(v, list):
         if len(v)!=n: raise ValueError(f"{name} has {len(v)} entries for {n} teachers: give one per teacher or a single value")
@@ -67,9 +88,18 @@ class LiveTeachers:
         for i,t in enumerate(self.teachers):
             if not isinstance(t, nn.Module): raise TypeError(f"teacher {i} is a {type(t).__name__}, not an nn.Module")
         n = len(self.teachers)
-        self.sizes = [s if s is not None else _fixed_size(t) for s,t in zip(_per_teacher(size, n, 'size'), self.teachers)]
+        if not n: raise ValueError("no teachers given: pass a module or a list of modules")
+        sizes = _per_teacher(size, n, 'size')
+        for s in sizes:
+            if s is not None: check_size('size', s, 'give the input resolution each teacher expects, or None')
+        self.sizes = [s if s is not None else _fixed_size(t) for s,t in zip(sizes, self.teachers)]
         self.means,self.stds = _per_teacher(mean, n, 'mean'), _per_teacher(std, n, 'std')
         if any((m is None)!=(s is None) for m,s in zip(self.means, self.stds)): raise ValueError("give both mean and std for a teacher, or neither")
+        for m,sd in zip(self.means, self.stds):
+            if m is None: continue
+            m,sd = torch.as_tensor(m, dtype=torch.float32).flatten(), torch.as_tensor(sd, dtype=torch.float32).flatten()
+            if len(m) != len(sd): bad_arg('std', sd.tolist(), f'one value per channel, as mean ({len(m)})')
+            if not (sd > 0).all(): bad_arg('std', sd.tolist(), 'positive (it divides the images)')
         self.data_mean = self.data_std = None
 
     @property
@@ -121,7 +151,7 @@ def teacher_source(teachers):
     if callable(teachers) and hasattr(teachers, 'setup'): return teachers
     raise TypeError(f"teachers must be a module, a list of modules, or a source with setup(learn) and __call__(learn); got {type(teachers).__name__}")
 
-# %% ../nbs/08_distill.ipynb #cell-24
+# %% ../nbs/08_distill.ipynb #cell-26
 def _skip_kd(learn) -> bool:
     "True inside `lr_find` and `get_preds`"
     return hasattr(learn, 'lr_finder') or hasattr(learn, 'gather_preds')
@@ -138,6 +168,8 @@ class KDCallback(Callback):
                  alpha:float=0.5, # weight of the distillation loss; the task loss gets 1-alpha
                  T:float=4., # temperature (passed to `loss_func` if it takes `T`, and to `combine_teachers`)
                  combine:str='probs'): # how several teachers make one target: 'probs' or 'logits'
+        if not callable(loss_func): bad_arg('loss_func', loss_func, 'a function (student_logits, teacher_logits[, T]) -> loss', exc=TypeError)
+        alpha,T,combine = _check_alpha(alpha), _check_T(T), check_choice('combine', combine, ('probs', 'logits'))
         store_attr('loss_func,alpha,T,combine')
         self.source = teacher_source(teachers)
         self.kw = dict(T=T) if _takes_T(loss_func) else {}
@@ -156,12 +188,12 @@ class KDCallback(Callback):
         self.learn.loss_grad = (1-self.alpha)*self.learn.loss_grad + self.alpha*self.kd_loss
         self.learn.loss = self.learn.loss_grad.clone().detach()
 
-# %% ../nbs/08_distill.ipynb #cell-34
+# %% ../nbs/08_distill.ipynb #cell-38
 class VisionTransformerMultiDistilled(VisionTransformerDistilled):
     "timm's DeiT ViT with `n_dist` distillation tokens and heads (one per teacher); inference averages all heads"
     def __init__(self, *args, n_dist:int=2, **kwargs):
+        check_int('n_dist', n_dist, fix='one distillation token per teacher: n_dist >= 1')
         super().__init__(*args, **kwargs)
-        if n_dist < 1: raise ValueError(f"n_dist must be at least 1, got {n_dist}")
         self.n_dist,self.num_prefix_tokens,D = n_dist, 1+n_dist, self.embed_dim
         self.dist_token = nn.Parameter(trunc_normal_(torch.empty(1, n_dist, D), std=.02))
         self.pos_embed = nn.Parameter(trunc_normal_(torch.empty(1, self.patch_embed.num_patches+1+n_dist, D), std=.02))
@@ -179,6 +211,7 @@ def vit_multi_distilled(n_dist:int=2, # distillation tokens (one per teacher)
                         img_size:int=32, patch_size:int=4, embed_dim:int=192, depth:int=9, num_heads:int=3,
                         mlp_ratio:float=2., num_classes:int=10, **kwargs) -> VisionTransformerMultiDistilled:
     "`vit_cifar`'s ViT with `n_dist` distillation tokens; `n_dist=1` is DeiT (timm's `VisionTransformerDistilled`)"
+    n_dist = check_int('n_dist', n_dist, fix='one distillation token per teacher: n_dist >= 1')
     if n_dist==1: return vit_cifar(img_size, patch_size, embed_dim, depth, num_heads, mlp_ratio, num_classes, distilled=True, **kwargs)
     if img_size % patch_size: raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
     m = VisionTransformerMultiDistilled(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
@@ -187,7 +220,7 @@ def vit_multi_distilled(n_dist:int=2, # distillation tokens (one per teacher)
                  mlp_ratio=mlp_ratio, num_classes=num_classes, spt=False, lsa=False, distilled=True, n_dist=n_dist)
     return m
 
-# %% ../nbs/08_distill.ipynb #cell-38
+# %% ../nbs/08_distill.ipynb #cell-42
 class DistillTokenCallback(Callback):
     "Train a DeiT student: the class head on the labels, each distillation head on a teacher"
     order,run_valid = KDCallback.order, False
@@ -196,6 +229,8 @@ class DistillTokenCallback(Callback):
                  T:float=1., # temperature of the soft targets (and of mixing teachers for a single head)
                  alpha:float=0.5, # weight of the distillation heads' loss; the class head's task loss gets 1-alpha
                  combine:str='probs'): # how several teachers make one target when the student has one distillation head
+        if not isinstance(hard, bool): bad_arg('hard', hard, 'True (teacher argmax) or False (soft targets at T)', exc=TypeError)
+        alpha,T,combine = _check_alpha(alpha), _check_T(T), check_choice('combine', combine, ('probs', 'logits'))
         store_attr('hard,T,alpha,combine')
         self.source = teacher_source(teachers)
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
+from .core import bad_arg, check_int
 
 # %% auto #0
 __all__ = ['REDNET_BLOCKS', 'Involution2d', 'InvBottleneck', 'RedNet', 'rednet_cifar']
@@ -17,6 +18,7 @@ class Involution2d(nn.Module):
                  group_channels:int=16, # channels sharing one kernel (G = channels // group_channels)
                  reduction:int=4): # channel reduction inside the kernel generator
         super().__init__()
+        for k in ('channels', 'kernel_size', 'stride', 'group_channels', 'reduction'): check_int(k, locals()[k])
         if kernel_size % 2 == 0: raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         group_channels = min(group_channels, channels)
         if channels % group_channels: raise ValueError(f"channels {channels} is not a multiple of group_channels {group_channels}")
@@ -34,6 +36,8 @@ class Involution2d(nn.Module):
         return w.view(b, self.groups, self.k**2, h, w_)
 
     def forward(self, x:Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"Involution2d({self.channels}) expects images (B, {self.channels}, H, W), got a tensor of shape {tuple(x.shape)}")
         wt = self.kernel(x)
         b,g,kk,h,w = wt.shape
         cols = F.unfold(x, self.k, padding=self.k//2, stride=self.stride).view(b, g, self.gc, kk, h, w)
@@ -47,6 +51,7 @@ class InvBottleneck(nn.Module):
     expansion = 4
     def __init__(self, cin:int, planes:int, stride:int=1, kernel_size:int=7, group_channels:int=16):
         super().__init__()
+        check_int('cin', cin); check_int('planes', planes)
         cout = planes*self.expansion
         self.body = nn.Sequential(
             nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
@@ -61,6 +66,10 @@ class RedNet(nn.Module):
     "A RedNet for small images: conv stem, four stages of involution bottlenecks, global pool, linear head"
     def __init__(self, blocks=(1,1,1,1), width:int=16, num_classes:int=10, in_chans:int=3, kernel_size:int=7, group_channels:int=16):
         super().__init__()
+        if isinstance(blocks, (str, bytes)) or not hasattr(blocks, '__len__') or not len(blocks) or \
+           not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in blocks):
+            bad_arg('blocks', blocks, 'a sequence of positive ints (blocks per stage), e.g. (1, 2, 4, 1)')
+        for k in ('width', 'num_classes', 'in_chans'): check_int(k, locals()[k])
         self.num_classes = num_classes
         self.stem = nn.Sequential(nn.Conv2d(in_chans, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         layers,cin = [],width

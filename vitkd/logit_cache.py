@@ -34,8 +34,17 @@ def loader_fingerprint(dl:ArrayDL, data_cfg:dict|None=None) -> dict:
                 augmentation=dict(kind='crop_flip', enabled=bool(dl.augment), pad=dl.pad, flip=True),
                 mean=[round(float(v),6) for v in dl.mean.flatten()], std=[round(float(v),6) for v in dl.std.flatten()])
 
+def _teachers(teachers) -> list[nn.Module]:
+    "`teachers` as a list of modules (one module is one teacher, even an `nn.Sequential`)"
+    many = isinstance(teachers, (list, tuple, nn.ModuleList))
+    ts = list(teachers) if many else [teachers] if isinstance(teachers, nn.Module) else None
+    if not ts or not all(isinstance(t, nn.Module) for t in ts):
+        bad_arg('teachers', teachers if ts is None else [type(t).__name__ for t in ts], 'a module or a non-empty list of modules', exc=TypeError)
+    return ts
+
 def teacher_fingerprint(teachers:list[nn.Module]) -> list[dict]:
     "Architecture config (when the model has one) and weights' hash of each teacher"
+    teachers = _teachers(teachers)
     return [dict(arch=getattr(t, 'cfg', type(t).__name__), weights=state_hash(t)) for t in teachers]
 
 def cache_fingerprint(teachers, dl:ArrayDL, data_cfg:dict|None=None, amp:bool=False) -> dict:
@@ -45,6 +54,8 @@ def cache_fingerprint(teachers, dl:ArrayDL, data_cfg:dict|None=None, amp:bool=Fa
 # %% ../nbs/10_logit_cache.ipynb #cell-12
 def batch_record(dl:ArrayDL) -> dict[str,np.ndarray]:
     "The dataset indices and augmentation draws of `dl`'s last batch, as NumPy arrays"
+    if not isinstance(dl, ArrayDL): bad_arg('dl', type(dl).__name__, 'a vitkd.data.ArrayDL (its draws are recorded)', exc=TypeError)
+    if dl.last_idxs is None: raise ValueError("dl has not yielded a batch yet: iterate it (or call one_batch()) before recording")
     rec = dict(idxs=dl.last_idxs.numpy().astype(np.int32))
     if dl.last_draws is not None:
         offsets,flips = dl.last_draws
@@ -53,6 +64,9 @@ def batch_record(dl:ArrayDL) -> dict[str,np.ndarray]:
 
 def replay_batch(dl:ArrayDL, rec:dict, device=None) -> tuple[torch.Tensor,torch.Tensor]:
     "The normalised, augmented batch that `rec` (indices and draws) describes, rebuilt from `dl`'s stored images"
+    if not isinstance(dl, ArrayDL): bad_arg('dl', type(dl).__name__, 'a vitkd.data.ArrayDL', exc=TypeError)
+    if 'idxs' not in rec or ('crop' in rec) != ('flip' in rec):
+        bad_arg('rec', sorted(rec), "a record with 'idxs' (and both 'crop' and 'flip', or neither), as batch_record makes")
     extra = set(rec) - {'idxs','crop','flip','logits'}
     if extra: raise CacheError(f"replaying the draws {sorted(extra)} is not implemented: only crop and flip are")
     i = torch.as_tensor(np.asarray(rec['idxs']), dtype=torch.long)
@@ -66,6 +80,7 @@ def replay_batch(dl:ArrayDL, rec:dict, device=None) -> tuple[torch.Tensor,torch.
 @torch.no_grad()
 def teacher_logits(teachers:list[nn.Module], xb:torch.Tensor, amp:bool=False) -> torch.Tensor:
     "Logits of each teacher (no grad; autocast if `amp`) for `xb`, stacked as float32 (bs, teachers, classes)"
+    teachers = _teachers(teachers)
     outs = []
     for t in teachers:
         dev = next(t.parameters()).device
@@ -78,8 +93,8 @@ def _samples_per_epoch(dl) -> int: return (dl.n//dl.bs)*dl.bs if dl.drop_last el
 def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str|Path, data_cfg:dict|None=None,
                       amp:bool=False) -> Path:
     "Run `teachers` over `epochs` epochs of a fresh copy of `dl`; write draws and fp16 logits to `path` atomically"
-    if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if not teachers: raise ValueError("no teachers given: pass a list of trained models")
+    epochs = check_int('epochs', epochs, fix='build the cache for at least the epochs the student trains')
+    teachers = _teachers(teachers)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fp = cache_fingerprint(teachers, dl, data_cfg, amp)
     src = dl.new(); S = _samples_per_epoch(src)
@@ -207,7 +222,7 @@ def _train_dl(dls): return dls.train if isinstance(dls, DataLoaders) else dls
 def logit_cache(teachers:list[nn.Module], dls, epochs:int, folder:str|Path|None=None, rebuild:bool=False,
                 amp:bool|None=None, verbose:bool=True) -> LogitCache:
     "The logit cache of `teachers` over `epochs` epochs of `dls`'s training loader: reused when it matches, else built"
-    teachers = list(teachers) if isinstance(teachers, (list,tuple)) else [teachers]
+    teachers,epochs = _teachers(teachers), check_int('epochs', epochs)
     dl = _train_dl(dls); data_cfg = getattr(dls, 'data_cfg', None)
     amp = (dl.device is not None and torch.device(dl.device).type=='cuda') if amp is None else amp
     fp = cache_fingerprint(teachers, dl, data_cfg, amp)
@@ -227,7 +242,8 @@ def logit_cache(teachers:list[nn.Module], dls, epochs:int, folder:str|Path|None=
 @torch.no_grad()
 def verify_cache(cache:LogitCache, teachers:list[nn.Module], n:int=256, dl:ArrayDL|None=None, seed:int=0, bs:int=256) -> dict:
     "Recompute `n` random cached samples live; report max |logit difference| and top-1 agreement, per teacher and overall"
-    teachers = list(teachers) if isinstance(teachers, (list,tuple)) else [teachers]
+    if not isinstance(cache, LogitCache): bad_arg('cache', type(cache).__name__, 'a LogitCache (from logit_cache)', exc=TypeError)
+    teachers,n,bs = _teachers(teachers), check_int('n', n), check_int('bs', bs)
     dl = dl if dl is not None else cache.dl
     if dl is None: raise ValueError("pass the training loader the cache was built from (dl=dls.train)")
     cache.check(dl, teachers=teachers)
@@ -257,6 +273,7 @@ class CachedTeachers:
     "A teacher source that reads each training batch's teachers' logits from a `LogitCache` instead of running them"
     def __init__(self, cache:LogitCache, # from `logit_cache(teachers, dls, epochs)`
                  rewind:bool=False): # restart the learner's training loader at its first epoch in `setup`
+        if not isinstance(cache, LogitCache): bad_arg('cache', type(cache).__name__, 'a LogitCache (from logit_cache)', exc=TypeError)
         self.cache,self.rewind = cache,rewind
 
     @property

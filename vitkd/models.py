@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.models.resnet import ResNet, BasicBlock
 from timm.models.vision_transformer import VisionTransformer
+from .core import check_int, check_number, check_module
 
 # %% auto #0
 __all__ = ['RESNET_LAYERS', 'resnet_cifar', 'vit_cifar', 'n_params']
@@ -18,6 +19,7 @@ def resnet_cifar(depth:int=18, # 10, 18 or 34
                  width:int=64, # channels of the first stage; stages have width x (1, 2, 4, 8)
                  num_classes:int=10, in_chans:int=3, norm_layer=nn.BatchNorm2d, **kwargs) -> ResNet:
     "timm ResNet with a 3x3 stride-1 stem and no max-pool, for 32 px images"
+    width,num_classes,in_chans = check_int('width', width), check_int('num_classes', num_classes), check_int('in_chans', in_chans)
     if width % 2: raise ValueError(f"width must be even, got {width}")
     if depth not in RESNET_LAYERS: raise ValueError(f"depth {depth} is not available: choose one of {sorted(RESNET_LAYERS)}")
     m = ResNet(BasicBlock, RESNET_LAYERS[depth], num_classes=num_classes, in_chans=in_chans,
@@ -35,6 +37,8 @@ def vit_cifar(img_size:int=32, patch_size:int=4, embed_dim:int=192, depth:int=9,
               distilled:bool=False, # DeiT distillation token and head (Touvron et al. 2021)
               **kwargs) -> VisionTransformer:
     "timm VisionTransformer for small images; `spt`, `lsa`, `distilled` swap in the small-data and DeiT parts"
+    for k in ('img_size', 'patch_size', 'embed_dim', 'depth', 'num_heads', 'num_classes'): check_int(k, locals()[k])
+    check_number('mlp_ratio', mlp_ratio, 0, lo_open=True)
     if img_size % patch_size: raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
     if embed_dim % num_heads: raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
     if spt or lsa:
@@ -53,4 +57,5 @@ def vit_cifar(img_size:int=32, patch_size:int=4, embed_dim:int=192, depth:int=9,
 # %% ../nbs/02_models.ipynb #cell-12
 def n_params(m:nn.Module) -> int:
     "Number of trainable parameters"
+    check_module('m', m)
     return sum(p.numel() for p in m.parameters() if p.requires_grad)

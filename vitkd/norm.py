@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
+from .core import bad_arg, check_int, check_number, check_kwargs, check_module
 
 # %% auto #0
 __all__ = ['NORM_KINDS', 'WSConv2d', 'GhostBatchNorm2d', 'BatchChannelNorm2d', 'convert_norm']
@@ -16,7 +17,7 @@ class WSConv2d(nn.Conv2d):
     "Conv2d whose weight is standardised per output channel: (w - mean) / sqrt(var + eps), biased var over the fan-in"
     def __init__(self, *args, eps:float=1e-6, **kwargs):
         super().__init__(*args, **kwargs)
-        self.eps = eps
+        self.eps = check_number('eps', eps, 0, lo_open=True, fix='use a small positive number such as 1e-6 (it keeps the division finite)')
 
     def standardized_weight(self) -> torch.Tensor:
         "The weight used in the forward pass"
@@ -37,11 +38,15 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
     "BatchNorm2d whose training statistics are computed per group of `virtual_bs` samples (k images per device)"
     def __init__(self, num_features:int, virtual_bs:int|None=None, # images per (virtual) device; None: the whole batch
                  eps:float=1e-5, momentum:float|None=0.1, affine:bool=True, track_running_stats:bool=True, **kwargs):
-        if virtual_bs is not None and virtual_bs < 1: raise ValueError(f"virtual_bs must be >= 1, got {virtual_bs}")
+        check_int('num_features', num_features)
+        if virtual_bs is not None: virtual_bs = check_int('virtual_bs', virtual_bs, fix='give the images per device, or None for the whole batch')
+        check_number('eps', eps, 0, lo_open=True)
+        if momentum is not None: check_number('momentum', momentum, 0, 1, fix='use a rate in [0, 1] such as 0.1, or None for a cumulative average')
         super().__init__(num_features, eps, momentum, affine, track_running_stats, **kwargs)
         self.virtual_bs = virtual_bs
 
     def forward(self, x):
+        self._check_input_dim(x)
         g = _ghost_groups(x.shape[0], self.virtual_bs) if self.training else 1
         if g == 1: return super().forward(x)
         n,C,k = x.shape[0], x.shape[1], x.shape[0]//g
@@ -63,12 +68,13 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
     def extra_repr(self): return super().extra_repr() + f', virtual_bs={self.virtual_bs}'
 
 # %% ../nbs/05_norm.ipynb #cell-15
-def _device_stats(x:torch.Tensor, k:int|None):
-    "Per-channel mean and biased variance of each group of `k` samples, averaged over groups (no gradient)"
+def _device_stats(x:torch.Tensor, k:int|None, centre:torch.Tensor|None=None):
+    "Per-channel mean and second moment about `centre` (None: each group's mean) of each group of `k` samples, averaged over groups"
     g = _ghost_groups(x.shape[0], k)
     with torch.no_grad():
         xs = x.detach().reshape(g, -1, *x.shape[1:]).transpose(1, 2).flatten(2).float()  # g, C, k*H*W
         var,mean = torch.var_mean(xs, dim=2, unbiased=False)
+        if centre is not None: var = var + (mean - centre.float().view(1, -1)).square()  # mean((x - centre)^2), exactly
         return mean.mean(0), var.mean(0)
 
 class BatchChannelNorm2d(nn.Module):
@@ -78,16 +84,21 @@ class BatchChannelNorm2d(nn.Module):
                  estimate:bool=True, # normalise with running estimates in training (micro-batch BCN); False: batch stats
                  virtual_bs:int|None=None): # images per (virtual) device for the batch statistics
         super().__init__()
+        check_int('num_channels', num_channels); check_int('num_groups', num_groups)
         if num_channels % num_groups: raise ValueError(f"num_groups={num_groups} does not divide num_channels={num_channels}")
+        check_number('eps', eps, 0, lo_open=True)
+        check_number('momentum', momentum, 0, 1, lo_open=True, fix='use an update rate in (0, 1], e.g. 0.1 (0 would never update the estimates)')
+        if not isinstance(estimate, bool): bad_arg('estimate', estimate, 'True or False', exc=TypeError)
         store_attr('num_channels,num_groups,eps,momentum,estimate,virtual_bs')
         self.bn = GhostBatchNorm2d(num_channels, virtual_bs=virtual_bs, eps=eps, momentum=momentum)
         self.weight = nn.Parameter(torch.ones(num_groups))
         self.bias = nn.Parameter(torch.zeros(num_groups))
 
     def forward(self, x):
+        if x.ndim != 4: raise ValueError(f"BatchChannelNorm2d expects images (N, C, H, W), got a tensor of shape {tuple(x.shape)}")
         bn = self.bn
         if self.training and self.estimate:
-            mean,var = _device_stats(x, self.virtual_bs)
+            mean,var = _device_stats(x, self.virtual_bs, bn.running_mean)  # second moment about the previous estimate
             with torch.no_grad():
                 bn.running_mean.lerp_(mean.to(bn.running_mean), self.momentum)
                 bn.running_var.lerp_(var.to(bn.running_var), self.momentum)
@@ -101,8 +112,10 @@ class BatchChannelNorm2d(nn.Module):
     def extra_repr(self): return (f'{self.num_channels}, num_groups={self.num_groups}, eps={self.eps}, momentum={self.momentum}, '
                                   f'estimate={self.estimate}, virtual_bs={self.virtual_bs}')
 
-# %% ../nbs/05_norm.ipynb #cell-21
+# %% ../nbs/05_norm.ipynb #cell-23
 NORM_KINDS = ('bn', 'ghost_bn', 'gn', 'ln', 'in', 'bcn')
+
+_KIND_KWARGS = {'bn': (), 'ghost_bn': (), 'gn': ('eps',), 'ln': ('eps',), 'in': ('eps',), 'bcn': ('eps', 'momentum', 'estimate')}
 
 def _divisor_at_most(c:int, g:int) -> int: return max(d for d in range(1, min(c, g)+1) if c % d == 0)
 
@@ -144,9 +157,15 @@ def convert_norm(model:nn.Module, kind:str, groups:int=32, # groups of GN and BC
                  copy_affine:bool=True, # start the new norms from the old BN's gamma and beta
                  **kwargs) -> nn.Module: # eps, momentum, estimate for BCN
     "Replace every BatchNorm2d of `model` by `kind` (and Conv2d by WSConv2d if `ws`), in place; return the model"
+    check_module('model', model)
     if kind not in NORM_KINDS: raise ValueError(f"unknown norm kind {kind!r}: choose one of {', '.join(NORM_KINDS)}")
     if kind == 'ghost_bn' and virtual_bs is None: raise ValueError("kind='ghost_bn' needs virtual_bs (images per device)")
-    if groups < 1: raise ValueError(f"groups must be >= 1, got {groups}")
+    groups = check_int('groups', groups)
+    if virtual_bs is not None: check_int('virtual_bs', virtual_bs, fix='give the images per device, or None')
+    for k in ('ws', 'strict', 'copy_affine'):
+        if not isinstance(locals()[k], bool): bad_arg(k, locals()[k], 'True or False', exc=TypeError)
+    check_kwargs(f"convert_norm(kind={kind!r})", kwargs, _KIND_KWARGS[kind],
+                 "BN and ghost BN keep the old layer's eps and momentum; GN/LN/IN take eps; BCN takes eps, momentum, estimate")
     from timm.layers import BatchNormAct2d
     todo,adjusted = [],[]
     for name,m in model.named_modules():
@@ -160,6 +179,11 @@ def convert_norm(model:nn.Module, kind:str, groups:int=32, # groups of GN and BC
             if isinstance(m, BatchNormAct2d): new = nn.Sequential(new, m.drop, m.act)
             todo.append((name, new, m))
         elif ws and type(m) is nn.Conv2d: todo.append((name, _ws_conv(m), m))
+    if ws and kind in ('bn', 'ghost_bn') and any(getattr(m, 'num_batches_tracked', None) is not None and m.num_batches_tracked > 0
+                                              for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        warnings.warn("ws=True rescales every convolution's output, so the BatchNorm running statistics kept from the trained "
+                      "model no longer match it: eval-mode outputs are wrong until they are re-estimated (train, or run "
+                      "training-mode batches with the weights frozen)")
     if adjusted:
         msg = f"groups={groups} does not divide the channels of {len(adjusted)} layer(s): {'; '.join(adjusted)}"
         if strict: raise ValueError(msg + " (pass strict=False to use the largest divisor, or choose another groups)")

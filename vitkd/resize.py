@@ -6,23 +6,28 @@
 from __future__ import annotations
 import functools, time
 import numpy as np, torch, torch.nn.functional as F
+import PIL
 from PIL import Image
 from fasttransform import DisplayedTransform
 from fastai.torch_core import TensorImage
 from .core import *
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'lanczos_kernel', 'resample_weights', 'BandedWeights', 'banded_weights', 'torch_u8_lanczos',
-           'lanczos_resize', 'pil_lanczos', 'LanczosResize', 'resize_batch', 'resize_arrays']
+__all__ = ['PILLOW_VERTICAL_FIRST', 'RESIZE_METHODS', 'lanczos_kernel', 'resample_weights', 'BandedWeights', 'banded_weights',
+           'pillow_vertical_first', 'torch_u8_lanczos', 'lanczos_resize', 'pil_lanczos', 'LanczosResize',
+           'resize_batch', 'resize_arrays']
 
 # %% ../nbs/06_resize.ipynb #cell-6
 def lanczos_kernel(x, a:int=3):
     "The Lanczos window `sinc(x) sinc(x/a)` on `[-a, a)` (numpy, float64)"
+    a = check_int('a', a)
     x = np.asarray(x, dtype=np.float64)
     return np.where((x >= -a) & (x < a), np.sinc(x)*np.sinc(x/a), 0.)
 
 def resample_weights(n_in:int, n_out:int, a:int=3, antialias:bool=True) -> np.ndarray:
     "The `(n_out, n_in)` float64 matrix resampling one axis with Lanczos-`a`: half-pixel centres, renormalised at borders"
+    n_in,n_out,a = check_int('n_in', n_in), check_int('n_out', n_out), check_int('a', a)
+    if n_in == n_out: return np.eye(n_in)  # the kernel is 1 at 0 and 0 at the other integers: Pillow skips such a pass
     scale = n_in/n_out
     fs = max(scale, 1.) if antialias else 1.  # stretch the kernel when shrinking
     support = a*fs
@@ -40,6 +45,7 @@ class BandedWeights:
     "The weights of `resample_weights` as `nb` blocks of `T` outputs, each reading `L` inputs starting every `S`"
     def __init__(self, n_in:int, n_out:int, a:int=3, antialias:bool=True, device=None, dtype=torch.float32, T:int=32):
         W = resample_weights(n_in, n_out, a, antialias)
+        T = check_int('T', T, fix='give the outputs per block, e.g. 32')
         nz = W != 0
         first,last = nz.argmax(1), n_in-1-nz[:, ::-1].argmax(1)
         T = min(T, n_out); nb = -(-n_out//T); S = max(1, round(T*n_in/n_out))
@@ -76,6 +82,12 @@ def banded_weights(n_in:int, n_out:int, a:int, antialias:bool, device:torch.devi
 # %% ../nbs/06_resize.ipynb #cell-14
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
+PILLOW_VERTICAL_FIRST = int(PIL.__version__.split('.')[0]) >= 13  # python-pillow/Pillow#9549, released in 13.0
+
+def pillow_vertical_first(H:int, W:int, h:int, w:int) -> bool:
+    "Whether the installed Pillow resamples rows before columns for an (H, W) -> (h, w) resize"
+    return PILLOW_VERTICAL_FIRST and (H - h) > 0 and (H - h) > 2*(W - w)
+
 def _check_resize_args(x, size, a) -> tuple[int,int]:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"lanczos_resize needs a torch.Tensor (..., H, W), got {type(x).__name__}: "
@@ -84,20 +96,21 @@ def _check_resize_args(x, size, a) -> tuple[int,int]:
     if x.dtype != torch.uint8 and x.dtype not in _FLOATS:
         raise TypeError(f"unsupported dtype {x.dtype}: use uint8 or a float dtype (float32, float16, bfloat16, float64)")
     if x.shape[-1] == 0 or x.shape[-2] == 0: raise ValueError(f"x has an empty spatial dim: shape {tuple(x.shape)}")
-    h,w = (size,size) if isinstance(size, int) else tuple(size)
-    if not all(isinstance(s, (int, np.integer)) and s > 0 for s in (h,w)):
-        raise ValueError(f"size must be a positive int or (h, w) of positive ints, got {size!r}")
-    if not isinstance(a, (int, np.integer)) or a < 1: raise ValueError(f"a (the kernel's half-width) must be an int >= 1, got {a!r}")
-    return int(h),int(w)
+    h,w = check_size('size', size, 'give the output size as s or (h, w)')
+    check_int('a', a, fix="a is the kernel's half-width: an int >= 1 (3 is Pillow's LANCZOS)")
+    return h,w
 
-def _resize_chunk(x, bh, bw, cd, u8):
+def _columns(y, bw): return torch.einsum('...hbl,btl->...hbt', bw.windows(y, -1), bw.w).flatten(-2)[..., :bw.n_out]
+def _rows(y, bh): return torch.matmul(bh.w, bh.windows(y, -2).transpose(-1, -2)).flatten(-3, -2)[..., :bh.n_out, :]
+
+def _resize_chunk(x, bh, bw, cd, u8, rows_first=False):
     H,W = x.shape[-2:]
     xp = x.new_zeros(*x.shape[:-2], H + bh.pad_lo + bh.pad_hi, W + bw.pad_lo + bw.pad_hi, dtype=cd)
     xp[..., bh.pad_lo:bh.pad_lo+H, bw.pad_lo:bw.pad_lo+W] = x
-    y = torch.einsum('...hbl,btl->...hbt', bw.windows(xp, -1), bw.w).flatten(-2)[..., :bw.n_out]  # columns
+    first,second = ((lambda y: _rows(y, bh)), (lambda y: _columns(y, bw)))[::1 if rows_first else -1]
+    y = first(xp)
     if u8: y = y.round().clamp(0, 255)  # Pillow's 8-bit path keeps the intermediate in uint8
-    v = bh.windows(y, -2).transpose(-1, -2)  # (..., nb, L, w)
-    return torch.matmul(bh.w, v).flatten(-3, -2)[..., :bh.n_out, :]  # rows
+    return second(y)
 
 @functools.lru_cache(None)
 def torch_u8_lanczos() -> bool:
@@ -114,10 +127,16 @@ def lanczos_resize(x:torch.Tensor, # images (..., H, W): uint8, float32, float16
                   ) -> torch.Tensor:
     "Resize `x` to `size` with separable Lanczos-`a` resampling (Pillow's method); same dtype and device as `x`"
     h,w = _check_resize_args(x, size, a)
+    chunk_bytes = check_int('chunk_bytes', chunk_bytes)
     u8 = x.dtype == torch.uint8
-    if native and u8 and x.device.type == 'cpu' and a == 3 and antialias and torch_u8_lanczos():
-        xs = x.reshape(-1, x.shape[-3] if x.ndim > 2 else 1, *x.shape[-2:])
-        return F.interpolate(xs, size=(h, w), mode='lanczos', antialias=True).reshape(*x.shape[:-2], h, w)
+    H,W = x.shape[-2:]
+    rows_first = pillow_vertical_first(H, W, h, w)
+    one_px = h == 1 and (w == 1 or W == 1)  # torch's uint8 kernel fails an internal assert on 3-channel 1x1 outputs
+    if native and u8 and x.device.type == 'cpu' and a == 3 and antialias and not one_px and torch_u8_lanczos():
+        xs = x.reshape(-1, x.shape[-3] if x.ndim > 2 else 1, H, W)
+        lz = lambda t, s: F.interpolate(t, size=s, mode='lanczos', antialias=True)
+        y = lz(lz(xs, (h, W)), (h, w)) if rows_first and w != W else lz(xs, (h, w))  # torch's kernel goes columns first
+        return y.reshape(*x.shape[:-2], h, w)
     cd = x.dtype if x.device.type != 'cpu' and not u8 else torch.float64 if x.dtype == torch.float64 else torch.float32
     bh = banded_weights(x.shape[-2], h, int(a), antialias, x.device, cd)
     bw = banded_weights(x.shape[-1], w, int(a), antialias, x.device, cd)
@@ -125,14 +144,18 @@ def lanczos_resize(x:torch.Tensor, # images (..., H, W): uint8, float32, float16
     n = len(xs) if x.device.type != 'cpu' else max(1, chunk_bytes // (4*max(h*w, x.shape[-2]*x.shape[-1])))
     outs = []
     for i in range(0, len(xs), n):
-        z = _resize_chunk(xs[i:i+n], bh, bw, cd, u8)
+        z = _resize_chunk(xs[i:i+n], bh, bw, cd, u8, rows_first)
         outs.append(z.round_().clamp_(0, 255).to(torch.uint8) if u8 else z.to(x.dtype))
     return (outs[0] if len(outs) == 1 else torch.cat(outs)).reshape(*lead, h, w)
 
 # %% ../nbs/06_resize.ipynb #cell-24
 def pil_lanczos(x:torch.Tensor, size:int|tuple) -> torch.Tensor:
     "Pillow's LANCZOS resize of `x` (C,H,W) (uint8: as an RGB/L image; float: each channel as an 'F' image)"
-    h,w = (size,size) if isinstance(size, int) else size
+    h,w = check_size('size', size)
+    if not isinstance(x, torch.Tensor) or x.ndim != 3: bad_arg('x', getattr(x, 'shape', type(x).__name__), 'one image (C, H, W)')
+    if x.dtype == torch.uint8 and x.shape[0] not in (1, 3):
+        bad_arg('x', tuple(x.shape), 'a uint8 image with 1 or 3 channels (Pillow would read 2 or 4 as LA/RGBA and premultiply alpha)',
+                'pass the channels as float, each is then resized on its own')
     if x.dtype == torch.uint8:
         arr = x.permute(1, 2, 0).numpy()
         im = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
@@ -141,7 +164,7 @@ def pil_lanczos(x:torch.Tensor, size:int|tuple) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.asarray(Image.fromarray(c.float().numpy()).resize((w, h), Image.LANCZOS)).copy())
                         for c in x])
 
-# %% ../nbs/06_resize.ipynb #cell-33
+# %% ../nbs/06_resize.ipynb #cell-35
 class LanczosResize(DisplayedTransform):
     "Resize `TensorImage`s (items or batches, any device/dtype) to `size` with `lanczos_resize`"
     order = 1
@@ -151,12 +174,14 @@ class LanczosResize(DisplayedTransform):
         _check_resize_args(torch.zeros(1, 1), size, a)
     def encodes(self, x:TensorImage): return TensorImage(lanczos_resize(x, self.size, self.a, self.antialias))
 
-# %% ../nbs/06_resize.ipynb #cell-36
+# %% ../nbs/06_resize.ipynb #cell-38
 RESIZE_METHODS = ('nearest', 'bilinear', 'bicubic', 'lanczos3', 'lanczos5')
 
 def resize_batch(x:torch.Tensor, size:int|tuple, method:str='lanczos3') -> torch.Tensor:
     "Resize a uint8 or float batch (N,C,H,W) with `method` (one of `RESIZE_METHODS`); same dtype out"
     if method not in RESIZE_METHODS: raise ValueError(f"unknown method {method!r}: choose one of {', '.join(RESIZE_METHODS)}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 4: bad_arg('x', getattr(x, 'shape', type(x).__name__), 'a batch of images (N, C, H, W)', 'add the batch dim: x[None]')
+    size = check_size('size', size)
     if method.startswith('lanczos'): return lanczos_resize(x, size, a=int(method[-1]))
     size = (size, size) if isinstance(size, int) else tuple(size)
     if method == 'nearest': return F.interpolate(x, size=size, mode='nearest-exact')
@@ -166,6 +191,8 @@ def resize_batch(x:torch.Tensor, size:int|tuple, method:str='lanczos3') -> torch
 def resize_arrays(a, size:int, method:str='lanczos3', bs:int=1024, device=None):
     "`ImageArrays` `a` with every image resized to `size` by `method` (on `device`); returns (arrays, seconds, images/s)"
     from vitkd.data import ImageArrays
+    if not isinstance(a, ImageArrays): bad_arg('a', type(a).__name__, 'an ImageArrays (vitkd.data.load_images)', exc=TypeError)
+    bs = check_int('bs', bs)
     device = torch.device(device or 'cpu')
     t0 = time.perf_counter()
     conv = lambda x: torch.cat([resize_batch(x[i:i+bs].to(device), size, method).cpu() for i in range(0, len(x), bs)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.layers import Attention, to_2tuple
+from .core import bad_arg, check_int, check_size
 
 # %% auto #0
 __all__ = ['ShiftedPatchTokenization', 'LocalitySelfAttention']
@@ -21,9 +22,10 @@ class ShiftedPatchTokenization(nn.Module):
                  dynamic_img_pad:bool=False, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        self.patch_size = to_2tuple(patch_size)
-        self.shift = min(self.patch_size)//2 if shift is None else int(shift)
-        if self.shift < 0: raise ValueError(f"shift must be >= 0 pixels, got {shift}")
+        self.patch_size = check_size('patch_size', patch_size)
+        if img_size is not None: check_size('img_size', img_size)
+        check_int('in_chans', in_chans); check_int('embed_dim', embed_dim)
+        self.shift = min(self.patch_size)//2 if shift is None else check_int('shift', shift, lo=0, fix='shift by 0 or more pixels (None: half a patch)')
         self.img_size = None if img_size is None else to_2tuple(img_size)
         self.grid_size = None if img_size is None else tuple(s//p for s,p in zip(self.img_size, self.patch_size))
         self.num_patches = None if img_size is None else self.grid_size[0]*self.grid_size[1]
@@ -70,6 +72,8 @@ class ShiftedPatchTokenization(nn.Module):
 class LocalitySelfAttention(Attention):
     "timm multi-head self-attention with a learnable per-head temperature and the self-token masked (Lee et al. 2021)"
     def __init__(self, dim:int, num_heads:int=8, **kwargs):
+        check_int('dim', dim); check_int('num_heads', num_heads)
+        if dim % num_heads: bad_arg('num_heads', num_heads, f'a divisor of dim={dim}', 'each head gets dim // num_heads features')
         super().__init__(dim, num_heads=num_heads, **kwargs)
         dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
         self.temperature = nn.Parameter(torch.full((num_heads,), self.head_dim**-0.5, **dd))
@@ -84,6 +88,7 @@ class LocalitySelfAttention(Attention):
     def forward(self, x:torch.Tensor, attn_mask:torch.Tensor|None=None, is_causal:bool=False) -> torch.Tensor:
         if is_causal: raise ValueError("LocalitySelfAttention masks the diagonal; with a causal mask the first token "
                                        "would attend to nothing: pass is_causal=False")
+        if x.ndim != 3: raise ValueError(f"LocalitySelfAttention expects tokens (B, N, C), got a tensor of shape {tuple(x.shape)}")
         B,N,C = x.shape
         gate = self.gate(x).sigmoid() if self.gate is not None else None
         q,k,v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2,0,3,1,4).unbind(0)
