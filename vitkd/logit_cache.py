@@ -49,7 +49,9 @@ def teacher_fingerprint(teachers:list[nn.Module]) -> list[dict]:
 
 def cache_fingerprint(teachers, dl:ArrayDL, data_cfg:dict|None=None, amp:bool=False) -> dict:
     "The fingerprint a logit cache is keyed by (its epochs are recorded beside it, not in the key)"
-    return dict(loader=loader_fingerprint(dl, data_cfg), teachers=teacher_fingerprint(teachers), amp=bool(amp))
+    fp = dict(loader=loader_fingerprint(dl, data_cfg), teachers=teacher_fingerprint(teachers), amp=bool(amp))
+    if dry_run(): fp['dry_run'] = dry_run()  # a dry run's cache holds a few batches per epoch: never served to a real run
+    return fp
 
 # %% ../nbs/10_logit_cache.ipynb #cell-12
 def batch_record(dl:ArrayDL) -> dict[str,np.ndarray]:
@@ -98,6 +100,7 @@ def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fp = cache_fingerprint(teachers, dl, data_cfg, amp)
     src = dl.new(); S = _samples_per_epoch(src)
+    if dry_run(): S = min(S, dry_run()*src.bs)  # a dry run caches the first batches of each epoch, which is all its fits use
     modes = [t.training for t in teachers]
     for t in teachers: t.eval()
     tmp = path.parent/f'.{path.name}.tmp-{os.getpid()}'
@@ -109,6 +112,7 @@ def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str
         for e in range(epochs):
             pos = 0
             for xb,_ in src:
+                if pos >= S: break
                 rec = batch_record(src)
                 rec['logits'] = teacher_logits(teachers, xb, amp).cpu().numpy().astype(np.float16)
                 if not arrs:
