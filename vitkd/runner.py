@@ -171,7 +171,7 @@ def preset_dir(out:str|Path, preset:str, dry_run:int=0) -> Path:
 
 def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=False, nbs_dir:str|Path|None=None,
               timeout:int|None=None, progress:bool=True, dry_run:int=0, depends:dict|None=None,
-              execute=papermill_execute) -> dict[str,dict]:
+              execute=papermill_execute, env:dict|None=None) -> dict[str,dict]:
     "Run the experiments of `nbs_dir` (default `nbs/study`) with `preset`; return each one's status"
     from tqdm.auto import tqdm
     preset_cfg(preset)
@@ -179,7 +179,7 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
     depends = DEPENDS if depends is None else depends
     names = run_order(select(available, only), depends)
     pdir = preset_dir(out, preset, dry_run); pdir.mkdir(parents=True, exist_ok=True)
-    env = {'VITKD_DRY_RUN': str(dry_run)} if dry_run else {}
+    env = {**(env or {}), **({'VITKD_DRY_RUN': str(dry_run)} if dry_run else {})}  # for the notebooks' kernels
     try: lock = file_lock(pdir/'.lock', blocking=False); lock.__enter__()
     except BlockingIOError:
         holder = (pdir/'.lock.pid').read_text().strip() if (pdir/'.lock.pid').exists() else '?'
@@ -329,6 +329,8 @@ def main(argv=None):
     r.add_argument('--timeout', type=int, default=None, help='per-cell timeout in seconds')
     r.add_argument('--dry-run', type=int, nargs='?', const=2, default=0, metavar='N',
                    help='every fit and evaluation stops after N batches (default 2), into OUT/PRESET-dry')
+    r.add_argument('--executor', default='local', choices=['local', 'ray'], help="where sub-runs run: in the notebook's process (local) or on a Ray cluster")
+    r.add_argument('--ray-address', default=None, help="the Ray cluster to join (default: $RAY_ADDRESS, else a local Ray instance)")
     r.add_argument('--no-report', action='store_true', help='do not write REPORT.md after the run')
     rp = sub.add_parser('report', help='write REPORT.md for a run folder')
     rp.add_argument('dir', help='a preset folder, e.g. runs/quick')
@@ -351,7 +353,8 @@ def main(argv=None):
             return 0
         if a.dry_run < 0: raise ValueError(f"--dry-run takes a positive number of batches, got {a.dry_run}")
         t0 = time.perf_counter()
-        res = run_study(a.preset, a.only, a.out, a.force, a.nbs, a.timeout, dry_run=a.dry_run)
+        env = {'VITKD_EXECUTOR': a.executor, **({'RAY_ADDRESS': a.ray_address} if a.ray_address else {})}
+        res = run_study(a.preset, a.only, a.out, a.force, a.nbs, a.timeout, dry_run=a.dry_run, env=env)
         pdir = preset_dir(a.out, a.preset, a.dry_run)
         if not a.no_report: print(f'wrote {write_report(pdir)}')
         failed = [n for n,s in res.items() if s['status']!='ok']

@@ -15,12 +15,12 @@ from .train import *
 from .verdicts import Verdict, verdict_row
 
 # %% auto #0
-__all__ = ['PRESETS', 'NORM_SETUPS', 'GN_PAPER', 'preset_cfg', 'recipe', 'study_dls', 'study_vit', 'study_teacher',
-           'study_involution_teacher', 'fingerprint', 'Results', 'md_table', 'seed_summary', 'arm', 'summary_rows',
-           'bar_chart', 'fit_eval', 'depends_on_k', 'norm_resnet', 'fit_norm', 'set_seed', 'default_device',
-           'config_hash', 'timer', 'dry_run', 'fresh_dls', 'balanced_subset', 'stratified_split', 'load_images',
-           'image_dls', 'ImageArrays', 'resnet_cifar', 'vit_cifar', 'n_params', 'make_learner', 'fit_classifier',
-           'evaluate', 'trained_model', 'time_rounds', 'time_ratios', 'epoch_times']
+__all__ = ['PRESETS', 'EXECUTORS', 'NORM_SETUPS', 'GN_PAPER', 'preset_cfg', 'recipe', 'study_dls', 'study_vit', 'study_teacher',
+           'study_involution_teacher', 'fingerprint', 'Results', 'run_local', 'subrun_executor', 'md_table',
+           'seed_summary', 'arm', 'summary_rows', 'bar_chart', 'fit_eval', 'depends_on_k', 'norm_resnet', 'fit_norm',
+           'set_seed', 'default_device', 'config_hash', 'timer', 'dry_run', 'fresh_dls', 'balanced_subset',
+           'stratified_split', 'load_images', 'image_dls', 'ImageArrays', 'resnet_cifar', 'vit_cifar', 'n_params',
+           'make_learner', 'fit_classifier', 'evaluate', 'trained_model', 'time_rounds', 'time_ratios', 'epoch_times']
 
 # %% ../nbs/20_study.ipynb #cell-2
 # what an experiment notebook needs besides this module, so that `from vitkd.study import *` is its one import
@@ -110,14 +110,14 @@ class Results:
         ctx = dict(sizes=self.sizes, preset=self.preset, fn=getattr(fn, '__qualname__', str(fn)),
                    shared=fingerprint(shared), dry_run=dry_run())
         if dry_run(): plan = [c for c in plan if c.get('seed', 0) == 0] or plan[:1]  # a dry run: the first seed of each arm
-        out = []
         for i,cfg in enumerate(plan):
             if not isinstance(cfg, dict): raise TypeError(f"plan entry {i} is a {type(cfg).__name__}, not a dict of arguments")
-            key = '-'.join(_slug(str(v)) for v in cfg.values())[:80] + '-' + config_hash(dict(ctx, cfg=fingerprint(cfg)))
-            report_progress(subrun=f'{i}/{len(plan)}')
-            out.append({**cfg, **cached_result(self.out_dir/'runs', key, fn, **cfg, **shared)})
+        keys = ['-'.join(_slug(str(v)) for v in cfg.values())[:80] + '-' + config_hash(dict(ctx, cfg=fingerprint(cfg))) for cfg in plan]
+        folder = self.out_dir/'runs'
+        todo = [(k, cfg) for k,cfg in zip(keys, plan) if not (folder/f'{k}.json').exists()]
+        if todo: subrun_executor()(fn, todo, shared, folder, len(plan))
         report_progress(subrun=f'{len(plan)}/{len(plan)}')
-        return out
+        return [{**cfg, **load_json(folder/f'{k}.json')} for k,cfg in zip(keys, plan)]
 
     def table(self, title:str, rows:list[dict], note:str=''):
         "Add a table (a list of dicts with the same keys); also written as CSV"
@@ -147,6 +147,22 @@ class Results:
         return save_json(dict(experiment=self.name, preset=self.preset, device=str(default_device()), dry_run=dry_run(),
                               seconds=time.perf_counter()-self.t0, sizes=self.sizes, info=self.info, tables=self.tables,
                               figures=self.figures, claims=self.claims), self.out_dir/'metrics.json')
+
+def run_local(fn, todo:list, shared:dict, folder:Path, total:int):
+    "Compute each sub-run of `todo` ((key, cfg) pairs) in turn in this process, storing each result as it finishes"
+    for i,(key,cfg) in enumerate(todo):
+        report_progress(subrun=f'{total-len(todo)+i}/{total}')
+        cached_result(folder, key, fn, **cfg, **shared)
+
+EXECUTORS = {'local': run_local} # name -> function(fn, todo, shared, folder, total); `vitkd.cluster` adds 'ray'
+
+def subrun_executor():
+    "The executor of sub-runs named by `$VITKD_EXECUTOR` (default 'local', in this process)"
+    name = os.environ.get('VITKD_EXECUTOR', 'local')
+    if name not in EXECUTORS and name == 'ray':
+        import vitkd.cluster  # registers 'ray'
+    if name not in EXECUTORS: raise ValueError(f"unknown executor VITKD_EXECUTOR={name!r}: choose one of {', '.join(EXECUTORS)} (or ray)")
+    return EXECUTORS[name]
 
 def _fmt(v) -> str:
     if isinstance(v, float):
