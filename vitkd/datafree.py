@@ -501,16 +501,18 @@ class DataFreeKD(Callback):
 
     def after_epoch(self):
         if self.skip or self.epoch < self.start_epoch: return
-        opt = self.learn.opt.state_dict()
+        opt = self.learn.opt.state_dict()  # torch's (through OptimWrapper) or fastai's own Optimizer
+        if 'hypers' in opt: opt = dict(opt, hypers=list(opt['hypers']))  # fastai's: an L, stored as a plain list
         st = dict(fingerprint=self.fingerprint, epoch=self.epoch+1, pool_rounds=self.image_pool.n_rounds, history=self.history,
                   student={k: v.detach().cpu() for k,v in self.learn.model.state_dict().items()},
-                  opt=dict(state=opt['state'], hypers=list(opt['hypers'])), synth=self.synthesizer.state_dict())
+                  opt=opt, synth=self.synthesizer.state_dict())
         buf = io.BytesIO(); torch.save(st, buf)
         atomic_write(self.state_path, buf.getvalue())
 
     def _load(self, st:dict):
         self.learn.model.load_state_dict(st['student'])
-        self.learn.opt.load_state_dict(dict(state=st['opt']['state'], hypers=L(st['opt']['hypers'])))
+        opt = st['opt']
+        self.learn.opt.load_state_dict(dict(opt, hypers=L(opt['hypers'])) if 'hypers' in opt else opt)
         self.synthesizer.load_state_dict(st['synth'])
         self.history,self.start_epoch = list(st['history']), st['epoch']
         if self.image_pool.n_rounds < st['pool_rounds']: raise ValueError(f"the pool in {self.work_dir} lost rounds: delete the folder to start again")
