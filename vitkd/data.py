@@ -15,10 +15,10 @@ import vitkd
 from .core import *
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'DATASETS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive', 'expected_sha256',
-           'extract_archive', 'ImageArrays', 'arrays_fingerprint', 'folder_key', 'decode_image_folder',
-           'load_digits_arrays', 'to_rgb', 'load_images', 'stratified_split', 'draw_crop_flip', 'crop_flip', 'ArrayDL',
-           'image_dls', 'cifar10_dls', 'fresh_dls', 'balanced_subset']
+__all__ = ['IMAGE_SUFFIXES', 'DATASETS', 'DRY_PER_CLASS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive',
+           'expected_sha256', 'extract_archive', 'ImageArrays', 'arrays_fingerprint', 'folder_key',
+           'decode_image_folder', 'load_digits_arrays', 'to_rgb', 'load_images', 'dry_cut', 'stratified_split',
+           'draw_crop_flip', 'crop_flip', 'ArrayDL', 'image_dls', 'cifar10_dls', 'fresh_dls', 'balanced_subset']
 
 # %% ../nbs/01_data.ipynb #cell-6
 class DatasetNotFound(FileNotFoundError):
@@ -281,6 +281,17 @@ def _download_cifar10() -> Path:
 
 def load_images(name:str='cifar10', fallback:bool=True, verbose:bool=True, dirs:list|None=None) -> ImageArrays:
     "A dataset by name ('cifar10', 'cifar10_tiny', 'digits') as ImageArrays; digits if CIFAR-10 is missing and `fallback`"
+    a = _load_images(name, fallback, verbose, dirs)
+    return dry_cut(a) if dry_run() else a
+
+DRY_PER_CLASS = (64, 16) # training and test images per class that a dry run keeps
+
+def dry_cut(a:ImageArrays, per_class:tuple=DRY_PER_CLASS) -> ImageArrays:
+    "`a` cut to `per_class` (train, test) images of each class, as a dry run uses it: the same shapes, a fraction of the data"
+    tr,_ = stratified_split(a.y_train, per_class[0], 0., 0); te,_ = stratified_split(a.y_test, per_class[1], 0., 0)
+    return ImageArrays(a.x_train[tr], a.y_train[tr], a.x_test[te], a.y_test[te], a.classes, f'{a.name}@dry')
+
+def _load_images(name, fallback, verbose, dirs) -> ImageArrays:
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if name=='digits': return load_digits_arrays()
     try:
@@ -312,7 +323,7 @@ def stratified_split(y:torch.Tensor, n_per_class:int|None=None, valid_pct:float=
         va.append(idx[:nv]); tr.append(idx[nv:])
     return torch.cat(tr).sort().values, torch.cat(va).sort().values
 
-# %% ../nbs/01_data.ipynb #cell-31
+# %% ../nbs/01_data.ipynb #cell-33
 def draw_crop_flip(n:int, pad:int=4, flip:bool=True, generator:torch.Generator|None=None):
     "Random crop offsets in [0, 2*pad] (dy, dx) and flip flags for `n` images"
     n,pad = check_int('n', n, lo=0), check_int('pad', pad, lo=0)
@@ -338,7 +349,7 @@ def crop_flip(x:torch.Tensor, offsets:torch.Tensor, flips:torch.Tensor, pad:int=
     bi = torch.arange(n, device=x.device)[:,None,None]
     return xp.permute(0,2,3,1)[bi, rows[:,:,None], cols[:,None,:]].permute(0,3,1,2)
 
-# %% ../nbs/01_data.ipynb #cell-35
+# %% ../nbs/01_data.ipynb #cell-37
 # what a fastai DataLoader takes besides what ArrayDL sets itself: its options, and the methods it lets a caller replace
 # (fastai's get_preds passes get_idxs), except those ArrayDL defines (replacing them would drop the augmentation)
 _DL_METHODS = [m for m in DataLoader._methods if m not in ('before_iter', 'shuffle_fn', 'do_batch', 'after_batch')]
@@ -398,7 +409,7 @@ class ArrayDL(DataLoader):
         mean,std = self.stats_on(x.device)
         return x*std + mean
 
-# %% ../nbs/01_data.ipynb #cell-40
+# %% ../nbs/01_data.ipynb #cell-42
 def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0.1, augment:bool=True,
               seed:int=0, device=None, eval_bs:int|None=None) -> DataLoaders:
     "fastai `DataLoaders` (train, valid, test) over `a`: `subset` images per class, `valid_pct` of them held for validation"
@@ -427,7 +438,7 @@ def cifar10_dls(subset:int|None=None, bs:int=128, dataset:str='cifar10', **kwarg
     "CIFAR-10 `DataLoaders` (digits at 32 px if no CIFAR-10 is found): the study's default data"
     return image_dls(load_images(dataset), bs=bs, subset=subset, **kwargs)
 
-# %% ../nbs/01_data.ipynb #cell-43
+# %% ../nbs/01_data.ipynb #cell-45
 def fresh_dls(dls:DataLoaders) -> DataLoaders:
     "A copy of `dls` whose training loader starts again at its first epoch (same seed: the same batches, in order)"
     if not isinstance(dls, DataLoaders) or not isinstance(dls.train, ArrayDL):

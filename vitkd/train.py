@@ -189,6 +189,7 @@ def epoch_times(learners:dict[str,Learner], rounds:int=3, lr:float=1e-3, max_bat
                 clock:str='wall', warmup:int=1) -> dict[str,list[float]]:
     "Train each learner (built by `make_learner`) one epoch per round, interleaved; seconds per full training epoch"
     if clock not in ('wall','cpu'): raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+    if dry_run(): max_batches = min(max_batches or dry_run(), dry_run())
     def epoch(learn, n_batches=None):
         n = len(learn.dls.train)
         cbs = [SkipValidation(), CPUClock()] + ([StopAfter(n_batches)] if n_batches and n_batches < n else [])
