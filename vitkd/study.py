@@ -98,6 +98,9 @@ class Results:
     "Tables, figures, claims and sub-runs of one experiment, saved as `out_dir/metrics.json`"
     def __init__(self, name:str, preset:str, out_dir:str|Path|None=None, sizes:dict|None=None):
         preset_cfg(preset)
+        if not isinstance(name, str) or not name or _slug(name) != name.lower():
+            bad_arg('name', name, 'the experiment notebook\'s name (letters, digits and _)', 'pass the notebook\'s file name without .ipynb')
+        if sizes is not None and not isinstance(sizes, dict): bad_arg('sizes', sizes, "a dict of this experiment's sizes for the preset", exc=TypeError)
         self.name,self.preset,self.sizes = name,preset,dict(sizes or {})
         self.out_dir = Path(out_dir) if out_dir else run_dir((project_root() or Path.cwd())/'runs', preset, name)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,6 +200,9 @@ def summary_rows(runs:list[dict], by, # the fields that define a group (an arm)
                  labels:dict|None=None) -> list[dict]: # optional display names: {group value (or tuple): label}
     "One row per group of `runs`: the `by` fields, n, and each metric's mean and std over seeds"
     by,metrics = [by] if isinstance(by, str) else list(by), [metrics] if isinstance(metrics, str) else list(metrics)
+    if not runs: raise ValueError("no runs to summarise")
+    missing = sorted({k for r in runs for k in by + metrics if k not in r})
+    if missing: raise ValueError(f"the runs have no field(s) {missing}: their fields are {sorted(runs[0])}")
     groups = {}
     for r in runs: groups.setdefault(tuple(r.get(k) for k in by), []).append(r)
     rows = []
@@ -214,6 +220,9 @@ def bar_chart(ax, rows:list[dict], label:str, value:str, err:str|None='auto', re
               ylabel:str|None=None, **kwargs):
     "Bars of `rows[i][value]` labelled by `rows[i][label]`, with error bars from `err` (default: `value`_std)"
     err = f'{value}_std' if err == 'auto' else err
+    if not rows: raise ValueError("no rows to draw")
+    missing = sorted({k for r in rows for k in (label, value) if k not in r})
+    if missing: raise ValueError(f"the rows have no field(s) {missing}: their fields are {sorted(rows[0])}")
     ys = [r[value] for r in rows]
     es = [0 if err is None or not math.isfinite(r.get(err, float('nan'))) else r[err] for r in rows]
     ax.bar([str(r[label]) for r in rows], ys, yerr=es, capsize=3, **kwargs)

@@ -75,6 +75,9 @@ def make_learner(model:nn.Module, dls, loss_func=None, # default: cross-entropy 
                  metrics=accuracy, quiet:bool=True,
                  opt_func=None) -> Learner: # default: `adamw` with `wd`
     "The study's `Learner`: AdamW, label smoothing, accuracy, `Throughput`, mixed precision on a GPU"
+    check_module('model', model)
+    if not (hasattr(dls, 'train') and hasattr(dls, 'device')): bad_arg('dls', dls, 'fastai DataLoaders (train and valid loaders)', 'build them with vitkd.data.image_dls', TypeError)
+    if loss_func is not None and not callable(loss_func): bad_arg('loss_func', loss_func, 'a callable (pred, target) -> loss', exc=TypeError)
     if not 0 <= label_smoothing < 1: raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if wd < 0: raise ValueError(f"wd (weight decay) must be >= 0, got {wd}")
     loss_func = loss_func or nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -91,6 +94,7 @@ def fit_classifier(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=
     "Train `model` on `dls` with AdamW + one-cycle + label smoothing (mixed precision on GPU); return the Learner"
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if not lr > 0: raise ValueError(f"lr must be > 0, got {lr}")
+    if seed is not None: check_int('seed', seed, lo=0)
     if seed is not None: set_seed(seed)
     if dry_run(): epochs,cbs = 1, L(cbs) + [StopAfter(dry_run())]  # a dry run checks the code path, not the schedule
     learn = make_learner(model, dls, cbs=cbs, wd=wd, label_smoothing=label_smoothing, fp16=fp16, quiet=quiet)
@@ -100,6 +104,8 @@ def fit_classifier(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=
 @torch.no_grad()
 def evaluate(model:nn.Module, dl) -> float:
     "Top-1 accuracy of `model` (in eval mode) over `dl`"
+    check_module('model', model)
+    if not hasattr(dl, '__iter__'): bad_arg('dl', dl, 'a loader of (images, labels) batches, e.g. dls.test', exc=TypeError)
     was = model.training; model.eval()
     dev = next(model.parameters()).device
     mode = amp_mode(dev)
@@ -115,6 +121,11 @@ def evaluate(model:nn.Module, dl) -> float:
 # %% ../nbs/03_train.ipynb #cell-13
 def trained_model(name:str, make_model, dls, train_cfg:dict, folder:str|Path|None=None, retrain:bool=False, verbose:bool=True):
     "Model from `make_model()` trained by `fit_classifier(**train_cfg)` on `dls`, loaded from cache when config and data match"
+    if not isinstance(name, str) or not name or any(c in name for c in '/\\'): bad_arg('name', name, 'a non-empty name without path separators (it names the checkpoint file)')
+    if not callable(make_model) or isinstance(make_model, nn.Module):
+        bad_arg('make_model', make_model, 'a function that builds a fresh model (not a model: its initial weights are part of the key)', 'pass lambda: resnet_cifar(...)', TypeError)
+    if not isinstance(train_cfg, dict): bad_arg('train_cfg', train_cfg, 'a dict of fit_classifier arguments', exc=TypeError)
+    check_kwargs('trained_model(train_cfg=...)', train_cfg, ('epochs', 'lr', 'wd', 'label_smoothing', 'fp16', 'seed'), fix='give fit_classifier arguments only')
     if train_cfg.get('seed') is not None: set_seed(train_cfg['seed'])  # the initial weights are part of the recipe
     model = make_model()
     cfg = dict(model=getattr(model,'cfg',repr(model)), data=getattr(dls,'data_cfg',None), train=train_cfg, recipe=2)  # 2: fresh loaders
@@ -139,6 +150,7 @@ def trained_model(name:str, make_model, dls, train_cfg:dict, folder:str|Path|Non
 @contextmanager
 def torch_threads(n:int|None):
     "Run the block with `n` CPU threads in torch (None: leave the setting as it is)"
+    if n is not None: check_int('n', n, fix='give a number of threads, or None to leave the setting')
     old = torch.get_num_threads()
     if n: torch.set_num_threads(n)
     try: yield
@@ -153,6 +165,9 @@ def time_rounds(fns:dict, # name -> a callable doing one unit of work; it may re
     "Seconds of each of `fns` per round, timed in interleaved rounds with a rotating order"
     if not fns: raise ValueError("time_rounds needs at least one function to time")
     if rounds < 1: raise ValueError(f"rounds must be at least 1, got {rounds}")
+    check_int('warmup', warmup, lo=0)
+    for k,f in fns.items():
+        if not callable(f): bad_arg(f'fns[{k!r}]', f, 'a function doing one unit of work', exc=TypeError)
     if dry_run(): rounds,warmup = 1,0  # a dry run checks the code path, not the times
     names = list(fns)
     times = {k: [] for k in names}
@@ -189,6 +204,9 @@ def epoch_times(learners:dict[str,Learner], rounds:int=3, lr:float=1e-3, max_bat
                 clock:str='wall', warmup:int=1) -> dict[str,list[float]]:
     "Train each learner (built by `make_learner`) one epoch per round, interleaved; seconds per full training epoch"
     if clock not in ('wall','cpu'): raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+    if not learners: raise ValueError("epoch_times needs at least one learner: give a dict name -> Learner")
+    check_int('rounds', rounds)
+    if max_batches is not None: check_int('max_batches', max_batches)
     if dry_run(): max_batches = min(max_batches or dry_run(), dry_run())
     def epoch(learn, n_batches=None):
         n = len(learn.dls.train)

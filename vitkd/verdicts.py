@@ -37,9 +37,16 @@ def paired(a, b) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"non-finite measurements (a={a.tolist()}, b={b.tolist()}): a failed run cannot be evidence; rerun it")
     return a, b
 
+def _check_prob(name, v):
+    if not (isinstance(v, (int, float)) and 0 < v < 1): raise ValueError(f"{name}={v!r} is invalid: {name} must be a probability in (0, 1), e.g. 0.95")
+    return float(v)
+
 def t_interval(d, confidence:float=CONFIDENCE) -> tuple[float, float, float, float]:
     "Mean of `d`, its two-sided Student-t interval (lo, hi) and the sample sd (ddof=1); infinite for one value"
-    d = np.asarray(d, dtype=float); n = len(d); m = float(d.mean())
+    _check_prob('confidence', confidence)
+    d = np.asarray(d, dtype=float); n = len(d)
+    if not n: raise ValueError("no differences: give one paired difference per seed")
+    m = float(d.mean())
     if n < 2: return m, -math.inf, math.inf, math.nan
     sd = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence/2, n-1)) * sd / math.sqrt(n)
@@ -47,6 +54,7 @@ def t_interval(d, confidence:float=CONFIDENCE) -> tuple[float, float, float, flo
 
 def min_detectable(sd:float, n:int, confidence:float=CONFIDENCE, power:float=POWER) -> float:
     "Smallest true mean difference a paired t-test on `n` seeds with spread `sd` detects with `power`"
+    _check_prob('confidence', confidence); _check_prob('power', power)
     if n < 2 or not math.isfinite(sd): return math.inf
     return (float(stats.t.ppf(0.5 + confidence/2, n-1)) + float(stats.t.ppf(power, n-1))) * sd / math.sqrt(n)
 
@@ -78,6 +86,9 @@ class Verdict:
     def to_dict(self) -> dict: return asdict(self)
 
 def _decide(d, threshold:float, paper:float|None, min_seeds:int) -> tuple:
+    if not (isinstance(min_seeds, int) and min_seeds >= 2): raise ValueError(f"min_seeds={min_seeds!r} is invalid: it must be an integer >= 2 (one seed says nothing about seed noise)")
+    for name,v in (('margin', threshold), ('paper', paper)):
+        if v is not None and not math.isfinite(v): raise ValueError(f"{name}={v!r} is invalid: it must be a finite number in the measurements' units")
     m,lo,hi,sd = t_interval(d)
     n = len(d)
     if n < min_seeds: v,why = 'inconclusive', f'{n} seed(s): at least {min_seeds} are needed to decide'
