@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_attention.ipynb #cell-1
 from __future__ import annotations
-import warnings
+import contextvars, warnings
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -21,6 +21,14 @@ ELA_VARIANTS = {'T': dict(kernel_size=5, group_channels=1, gn_groups=32),  # gro
 
 class AttentionSettingWarning(UserWarning):
     "An attention layer uses a setting other than its paper's because the channel count does not allow the paper's"
+
+_notes = contextvars.ContextVar('attention_setting_notes', default=None)  # set by add_attention to collect the warnings
+
+def _adjusted(msg:str):
+    "Warn that a layer's setting was adjusted, or hand the message to the `add_attention` call collecting them"
+    notes = _notes.get()
+    if notes is None: warnings.warn(msg, AttentionSettingWarning, stacklevel=4)
+    else: notes.append(msg)
 
 def nearest_divisor(c:int, target:float) -> int:
     "The divisor of `c` nearest to `target` (ties: the smaller)"
@@ -39,7 +47,7 @@ def ela_settings(channels:int, variant:str='T', strict:bool=False) -> dict:
         msg = (f"ELA-{variant} with {channels} channels: the paper's setting does not divide {channels} channels "
                f"({'; '.join(changes)})")
         if strict: raise ValueError(msg + ": pass strict=False to use the nearest valid setting, or give a channel count it divides")
-        warnings.warn(msg + ": using the nearest valid setting (strict=True refuses)", AttentionSettingWarning, stacklevel=3)
+        _adjusted(msg + ": using the nearest valid setting (strict=True refuses)")
     return s
 
 # %% ../nbs/12_attention.ipynb #cell-10
@@ -145,13 +153,11 @@ def add_attention(model:nn.Module, make_layer, # callable(channels) -> nn.Module
     adjusted = []
     for name,block in found:
         nname,norm = _branch_end(block)
-        with warnings.catch_warnings(record=True) as ws:
-            warnings.simplefilter('always', AttentionSettingWarning)
-            try: layer = _placed(make_layer(_width(norm)), norm)
-            except ValueError as e: raise ValueError(f"{name}: {e}") from e
-        for w in ws:
-            if issubclass(w.category, AttentionSettingWarning): adjusted.append(f"{name}: {w.message}")
-            else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        notes = []; tok = _notes.set(notes)
+        try: layer = _placed(make_layer(_width(norm)), norm)
+        except ValueError as e: raise ValueError(f"{name}: {e}") from e
+        finally: _notes.reset(tok)
+        adjusted += [f"{name}: {n}" for n in notes]
         if position == 'output':
             parent,_,attr = name.rpartition('.')
             setattr(model.get_submodule(parent) if parent else model, attr, nn.Sequential(block, layer))
