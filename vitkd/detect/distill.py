@@ -4,16 +4,18 @@
 
 # %% ../../nbs/17_detect.distill.ipynb #cell-1
 from __future__ import annotations
-import math
+import copy, math
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientAccumulation
 from fastcore.basics import store_attr
+from ..core import set_seed
 from .prune import PRUNABLE, PruneRecord
 
 # %% auto #0
-__all__ = ['cwd_loss', 'FeatureHooks', 'feature_producer', 'LearnedConnector', 'IndexConnector', 'SameConnector', 'CWDCallback']
+__all__ = ['cwd_loss', 'FeatureHooks', 'feature_producer', 'LearnedConnector', 'IndexConnector', 'SameConnector', 'CWDCallback',
+           'prune_finetune']
 
 # %% ../../nbs/17_detect.distill.ipynb #cell-5
 def cwd_loss(s:Tensor, t:Tensor, # student and teacher features (B, C, H, W) of the same shape
@@ -168,3 +170,33 @@ class CWDCallback(Callback):
     def after_fit(self):
         if getattr(self, 'skip', True): return
         self.s_hooks.remove(); self.t_hooks.remove()
+
+# %% ../../nbs/17_detect.distill.ipynb #cell-20
+def prune_finetune(teacher:nn.Module, dls, ratio:float,
+                   distill:str|None=None, # None: plain fine-tune; 'index' or 'learned': CWD through that connector
+                   epochs:int=5, lr:float=2e-3, seed:int=0, tau:float=1., weight:float=1.,
+                   features=None, # feature names for CWD (default: the teacher's `feature_names`)
+                   prune_kw:dict|None=None, # more `prune_by_bn` arguments (round_to, global_pruning, ...)
+                   eval_dl=None, eval_pruned:bool=False, # also measure mAP right after pruning (before fine-tuning)
+                   size:int|None=None) -> tuple[nn.Module, PruneRecord, dict]:
+    "Prune a copy of `teacher`, fine-tune it (with CWD from `teacher` if `distill`), evaluate: the student, its record, results"
+    from fastai.data.core import DataLoaders
+    from vitkd.detect.model import fit_detector, evaluate_detector
+    from vitkd.detect.prune import pruned_copy, model_cost
+    if distill not in (None, 'index', 'learned'): raise ValueError(f"distill must be None, 'index' or 'learned', got {distill!r}")
+    eval_dl = eval_dl if eval_dl is not None else dls.test
+    dev = next(teacher.parameters()).device
+    student,rec = pruned_copy(teacher, ratio, _probe_input(dls.train).to(dev), **(prune_kw or {}))
+    pruned = evaluate_detector(student, eval_dl) if eval_pruned else {}
+    names = list(features or getattr(teacher, 'feature_names', []))
+    if distill and not names: raise ValueError("no feature names for CWD: pass features= (module names of the teacher)")
+    set_seed(seed)
+    cbs = [CWDCallback(copy.deepcopy(teacher), names, tau, weight, connector=distill, record=rec)] if distill else []
+    fdls = DataLoaders(dls.train.new(seed=seed), *dls.loaders[1:], device=dls.device)
+    for k in ('n_inp', 'c', 'vocab', 'name', 'fingerprint', 'data_cfg'):
+        if hasattr(dls, k): setattr(fdls, k, getattr(dls, k))
+    learn = fit_detector(student, fdls, epochs=epochs, lr=lr, cbs=cbs, seed=seed)
+    r = evaluate_detector(student, eval_dl)
+    cost = model_cost(student, size or _probe_input(dls.train).shape[-1])
+    return student, rec, dict(map50=r['map50'], map=r['map'], **{f'{k}_pruned': v for k,v in pruned.items() if k != 'images'},
+                              params=cost['params'], macs=cost['macs'], train_s=learn.throughput.seconds)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 from contextlib import nullcontext
+from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from torchvision import ops
@@ -16,7 +17,7 @@ from ..train import make_learner, StopAfter, SkipValidation, amp_mode
 
 # %% auto #0
 __all__ = ['ConvBN', 'Bottleneck', 'C2f', 'SPPF', 'Backbone', 'Neck', 'Head', 'TinyYolo', 'decode_boxes', 'assign',
-           'DetectionLoss', 'postprocess', 'evaluate_detector', 'boxes_to_pred', 'fit_detector']
+           'DetectionLoss', 'postprocess', 'evaluate_detector', 'boxes_to_pred', 'fit_detector', 'trained_detector']
 
 # %% ../../nbs/15_detect.model.ipynb #cell-5
 class ConvBN(nn.Sequential):
@@ -184,9 +185,14 @@ def assign(pred_boxes:Tensor, scores:Tensor, anchors:Tensor, gt_boxes:Tensor, gt
     return gt_idx, fg, norm * fg
 
 class DetectionLoss:
-    "Task-aligned assignment, complete-IoU box loss and BCE class loss (YOLOv8's recipe, without distribution focal loss)"
-    def __init__(self, box_gain:float=7.5, cls_gain:float=0.5, topk:int=10, alpha:float=0.5, beta:float=6.):
-        self.box_gain,self.cls_gain,self.topk,self.alpha,self.beta = box_gain,cls_gain,topk,alpha,beta
+    "Task-aligned assignment, complete-IoU box loss and BCE class loss on IoU-aware targets"
+    def __init__(self, targets:str='iou', # 'iou': class target = IoU of the prediction, box weight 1; 'tal': YOLOv8's normalised alignment
+                 box_gain:float|None=None, cls_gain:float|None=None, # default 2 and 1 ('iou'), 7.5 and 0.5 ('tal', YOLOv8's)
+                 topk:int=10, alpha:float=0.5, beta:float=6.):
+        if targets not in ('tal', 'iou'): raise ValueError(f"unknown targets {targets!r}: choose 'tal' or 'iou'")
+        self.box_gain = box_gain if box_gain is not None else (2. if targets == 'iou' else 7.5)
+        self.cls_gain = cls_gain if cls_gain is not None else (1. if targets == 'iou' else 0.5)
+        self.topk,self.alpha,self.beta,self.targets = topk,alpha,beta,targets
     def __call__(self, out, gt_boxes:Tensor, gt_labels:Tensor) -> Tensor:
         pred,anchors = out
         pred = pred.float()
@@ -196,13 +202,17 @@ class DetectionLoss:
         with torch.no_grad():
             gt_idx,fg,t = assign(boxes.detach(), logits.detach().sigmoid(), anchors, gt_boxes.float(), gt_labels,
                                  self.topk, self.alpha, self.beta)
-        lab = gt_labels.gather(1, gt_idx).clamp_min(0) if gt_labels.shape[1] else gt_idx                                   # (B,A)
+        lab = gt_labels.gather(1, gt_idx).clamp_min(0) if gt_labels.shape[1] else gt_idx  # (B,A)
+        has = bool(fg.any()) and gt_boxes.shape[1] > 0
+        if has:
+            tb = gt_boxes.float().gather(1, gt_idx[..., None].expand(-1, -1, 4))[fg]
+            l_box = ops.complete_box_iou_loss(boxes[fg], tb, reduction='none')
+            if self.targets == 'iou':
+                with torch.no_grad(): t = torch.zeros_like(t); t[fg] = ops.box_iou(boxes[fg].detach(), tb).diagonal().clamp_min(0.)
         target = F.one_hot(lab, nc).float() * t[..., None]
-        tsum = target.sum().clamp_min(1.)
-        self.cls = F.binary_cross_entropy_with_logits(logits, target, reduction='sum') / tsum
-        if fg.any() and gt_boxes.shape[1]:
-            tb = gt_boxes.float().gather(1, gt_idx[..., None].expand(-1, -1, 4))
-            self.box = (ops.complete_box_iou_loss(boxes[fg], tb[fg], reduction='none') * t[fg]).sum() / tsum
+        norm = target.sum().clamp_min(1.) if self.targets == 'tal' else fg.sum().clamp_min(1).float()
+        self.cls = F.binary_cross_entropy_with_logits(logits, target, reduction='sum') / norm
+        if has: self.box = (l_box * (t[fg] if self.targets == 'tal' else 1.)).sum() / norm
         else: self.box = boxes.sum()*0.
         return self.box_gain*self.box + self.cls_gain*self.cls
 
@@ -272,3 +282,32 @@ def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.
     learn = make_learner(model, dls, loss_func=loss_func or DetectionLoss(), cbs=cbs, wd=wd, label_smoothing=0., metrics=[], fp16=fp16, quiet=quiet)
     with learn.no_logging() if quiet else nullcontext(): learn.fit_one_cycle(epochs, lr)
     return learn
+
+# %% ../../nbs/15_detect.model.ipynb #cell-29
+def trained_detector(name:str, make_model, dls, train_cfg:dict, # `fit_detector` arguments: epochs, lr, seed, ...
+                     init:nn.Module|None=None, # start from these weights (same architecture)
+                     cbs=None, cbs_cfg:dict|None=None, # callbacks for the fit, and what of them goes in the cache key
+                     folder=None, retrain:bool=False, verbose:bool=True):
+    "A detector from `make_model()` (from `init`'s weights if given) trained by `fit_detector(**train_cfg)`, cached by configuration"
+    if train_cfg.get('seed') is not None: set_seed(train_cfg['seed'])
+    model = make_model()
+    if init is not None: model.load_state_dict(init.state_dict())
+    data = getattr(dls, 'data_cfg', None)
+    if data is None: raise ValueError("dls has no data_cfg: build it with vitkd.detect.data.detection_dls so the cache key covers the data")
+    cfg = dict(model=getattr(model, 'cfg', repr(model)), data=data, train=train_cfg, init=state_hash(init) if init is not None else None,
+               cbs=cbs_cfg, dry_run=dry_run())
+    key = config_hash(cfg)
+    path = Path(folder or cache_dir('models'))/f'{name}-{key}.pt'
+    dev = dls.device
+    with file_lock(path.with_suffix('.lock')):
+        if path.exists() and not retrain:
+            meta = load_checkpoint(model, path)
+            if verbose: print(f"{name}: reusing {path.name} (test mAP50 {meta['map50']:.4f})")
+            return model.to(dev), meta
+        from vitkd.data import fresh_dls
+        learn = fit_detector(model, fresh_dls(dls), cbs=cbs() if callable(cbs) else cbs, **train_cfg)
+        meta = dict(name=name, config=cfg, key=key, **evaluate_detector(model, dls.test), train_seconds=learn.throughput.seconds,
+                    images_per_s=learn.throughput.images_per_s, params=sum(p.numel() for p in model.parameters()), device=str(dev))
+        save_checkpoint(model, path, meta)
+    if verbose: print(f"{name}: trained and saved {path.name} (test mAP50 {meta['map50']:.4f}, {meta['train_seconds']:.0f} s)")
+    return model, load_json(path.with_suffix('.pt.json'))

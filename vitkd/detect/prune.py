@@ -4,7 +4,7 @@
 
 # %% ../../nbs/16_detect.prune.ipynb #cell-1
 from __future__ import annotations
-import io, math
+import copy, io, math
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch, torch.nn as nn
@@ -18,8 +18,8 @@ from ..core import *
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'PRUNABLE', 'bn_layers', 'SparsityCallback', 'bn_sparsity', 'PruneRecord', 'default_protect',
-           'prune_by_bn', 'channel_config', 'apply_channel_config', 'save_pruned', 'load_pruned', 'prune_learner',
-           'model_cost', 'latency_fns']
+           'prune_by_bn', 'pruned_copy', 'channel_config', 'apply_channel_config', 'save_pruned', 'load_pruned',
+           'prune_learner', 'model_cost', 'latency_fns']
 
 # %% ../../nbs/16_detect.prune.ipynb #cell-6
 def bn_layers(model:nn.Module, protect=None) -> dict[str, nn.Module]:
@@ -130,7 +130,13 @@ def prune_by_bn(model:nn.Module, ratio:float, example_inputs, # a batch (or tupl
         if isinstance(m, PRUNABLE) and _out_channels(m) < 1: raise RuntimeError(f"{n} was emptied: lower ratio or max_layer_ratio")
     return PruneRecord(ratio, global_pruning, before, kept)
 
-# %% ../../nbs/16_detect.prune.ipynb #cell-21
+# %% ../../nbs/16_detect.prune.ipynb #cell-14
+def pruned_copy(model:nn.Module, ratio:float, example_inputs, **kwargs) -> tuple[nn.Module, PruneRecord]:
+    "A pruned deep copy of `model` (`prune_by_bn` with `kwargs`) and its record; `model` is left as it was"
+    m = copy.deepcopy(model)
+    return m, prune_by_bn(m, ratio, example_inputs, **kwargs)
+
+# %% ../../nbs/16_detect.prune.ipynb #cell-22
 def channel_config(model:nn.Module) -> dict:
     "Each Conv2d / Linear / BatchNorm layer's widths (and a convolution's groups), by name"
     cfg = {}
@@ -182,7 +188,7 @@ def load_pruned(make_model, path:str|Path) -> tuple[nn.Module, PruneRecord|None,
     model.load_state_dict(d['state'])
     return model, (PruneRecord.from_dict(d['record']) if d['record'] is not None else None), d['meta']
 
-# %% ../../nbs/16_detect.prune.ipynb #cell-25
+# %% ../../nbs/16_detect.prune.ipynb #cell-26
 def prune_learner(learn, ratio:float, **kwargs) -> PruneRecord:
     "Prune `learn.model` by BN scale (`prune_by_bn` with `kwargs`) and rebuild the optimiser on the pruned parameters"
     xb = learn.dls.train.one_batch()[0][:1]
@@ -191,7 +197,7 @@ def prune_learner(learn, ratio:float, **kwargs) -> PruneRecord:
     learn.create_opt()
     return rec
 
-# %% ../../nbs/16_detect.prune.ipynb #cell-28
+# %% ../../nbs/16_detect.prune.ipynb #cell-29
 def model_cost(model:nn.Module, size:int, channels:int=3) -> dict:
     "Parameters, MACs and FLOPs (= 2 x MACs) of one forward pass of `model` at batch 1, `size` x `size` pixels"
     dev = next(model.parameters()).device
