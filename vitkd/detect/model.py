@@ -5,19 +5,23 @@
 # %% ../../nbs/15_detect.model.ipynb #cell-1
 from __future__ import annotations
 import math
+import numpy as np
 from contextlib import nullcontext
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from torchvision import ops
 from fastai.callback.core import Callback
+from functools import partial
+from fastai.optimizer import SGD
 from fastcore.foundation import L
 from ..core import *
 from ..train import make_learner, StopAfter, SkipValidation, amp_mode
 
 # %% auto #0
 __all__ = ['ConvBN', 'Bottleneck', 'C2f', 'SPPF', 'Backbone', 'Neck', 'Head', 'TinyYolo', 'decode_boxes', 'assign',
-           'DetectionLoss', 'postprocess', 'evaluate_detector', 'boxes_to_pred', 'fit_detector', 'trained_detector']
+           'DetectionLoss', 'postprocess', 'evaluate_detector', 'boxes_to_pred', 'plot_detections', 'detections_grid',
+           'fit_detector', 'trained_detector']
 
 # %% ../../nbs/15_detect.model.ipynb #cell-5
 class ConvBN(nn.Sequential):
@@ -273,17 +277,65 @@ class _Oracle(nn.Module):
         return p, self.anchors
 
 # %% ../../nbs/15_detect.model.ipynb #cell-25
+def plot_detections(ax, img:Tensor, # (3,H,W) in [0, 1]
+                    det:dict|None=None, classes:list|None=None, gt:tuple|None=None, # (boxes, labels) to draw dashed
+                    conf:float=0.3, title:str=''):
+    "Draw `img` with ground-truth boxes (dashed) and the detections of `det` scoring above `conf`"
+    import matplotlib.patches as patches
+    ax.imshow(img.permute(1, 2, 0).clamp(0, 1).cpu().numpy()); ax.set_axis_off()
+    if title: ax.set_title(title, fontsize=7)
+    name = lambda l: classes[int(l)] if classes else str(int(l))
+    if gt is not None:
+        for b,l in zip(*gt):
+            if l < 0: continue
+            x1,y1,x2,y2 = b.tolist()
+            ax.add_patch(patches.Rectangle((x1, y1), x2-x1, y2-y1, fill=False, ls='--', lw=0.8, ec='white'))
+    if det is not None:
+        for b,s,l in zip(det['boxes'], det['scores'], det['labels']):
+            if s < conf: continue
+            x1,y1,x2,y2 = b.tolist()
+            ax.add_patch(patches.Rectangle((x1, y1), x2-x1, y2-y1, fill=False, lw=1, ec='yellow'))
+            ax.text(x1, y1, f'{name(l)} {s:.2f}', fontsize=5, color='black', backgroundcolor='yellow', va='bottom')
+    return ax
+
+@torch.no_grad()
+def detections_grid(models:dict, dl, n:int=6, conf:float=0.3, figsize_per:float=1.6):
+    "A figure of the first `n` images of `dl`: one row per model (name -> detector), detections over the ground truth"
+    import matplotlib.pyplot as plt
+    xb,bb,lb = next(iter(dl))
+    xb,bb,lb = xb[:n], bb[:n], lb[:n]
+    fig,axs = plt.subplots(len(models), n, figsize=(figsize_per*n, figsize_per*len(models)), squeeze=False)
+    imgs = dl.decode(xb)
+    classes = getattr(dl, 'a', None) and dl.a.classes
+    for r,(k,m) in enumerate(models.items()):
+        was = m.training; m.eval()
+        dev = next(m.parameters()).device
+        dets = postprocess(*[o.float() for o in m(xb.to(dev))])
+        m.train(was)
+        for c in range(n): plot_detections(axs[r, c], imgs[c], {q: v.cpu() for q,v in dets[c].items()}, classes, (bb[c], lb[c]), conf, k if c == 0 else '')
+    fig.tight_layout()
+    return fig
+
+# %% ../../nbs/15_detect.model.ipynb #cell-28
 def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.05, cbs=None,
-                 loss_func=None, fp16:bool|None=None, seed:int|None=None, quiet:bool=True):
-    "Train a detector with `DetectionLoss` (default), AdamW and one-cycle; return the Learner"
+                 loss_func=None, fp16:bool|None=None, seed:int|None=None, quiet:bool=True,
+                 opt:str='adam', # 'adam' (AdamW, the study's default) or 'sgd' (momentum 0.9, as network slimming trains)
+                 bn_lr_mult:float=1.): # learning rate of the BatchNorm scales relative to `lr` (their own parameter group)
+    "Train a detector with `DetectionLoss` (default), AdamW (or SGD) and one-cycle; return the Learner"
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if opt not in ('adam', 'sgd'): raise ValueError(f"unknown opt {opt!r}: choose 'adam' or 'sgd'")
     if seed is not None: set_seed(seed)
     cbs = L(cbs) + [SkipValidation()] + ([StopAfter(dry_run())] if dry_run() else [])
     learn = make_learner(model, dls, loss_func=loss_func or DetectionLoss(), cbs=cbs, wd=wd, label_smoothing=0., metrics=[], fp16=fp16, quiet=quiet)
+    if opt == 'sgd': learn.opt_func = partial(SGD, mom=0.9)
+    if bn_lr_mult != 1:
+        gam = {id(m.weight) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine}
+        learn.splitter = lambda m: [[p for p in m.parameters() if id(p) not in gam], [p for p in m.parameters() if id(p) in gam]]
+        lr = np.array([lr, lr*bn_lr_mult])
     with learn.no_logging() if quiet else nullcontext(): learn.fit_one_cycle(epochs, lr)
     return learn
 
-# %% ../../nbs/15_detect.model.ipynb #cell-29
+# %% ../../nbs/15_detect.model.ipynb #cell-34
 def trained_detector(name:str, make_model, dls, train_cfg:dict, # `fit_detector` arguments: epochs, lr, seed, ...
                      init:nn.Module|None=None, # start from these weights (same architecture)
                      cbs=None, cbs_cfg:dict|None=None, # callbacks for the fit, and what of them goes in the cache key
