@@ -208,10 +208,10 @@ def model_cost(model:nn.Module, size:int, channels:int=3) -> dict:
     return dict(params=sum(p.numel() for p in model.parameters()), macs=flops//2, flops=flops, size=size)
 
 def latency_fns(models:dict, size:int, device='cpu', channels:int=3) -> dict:
-    "Per model, a function running one batch-1 forward pass (eval, no grad) at `size` pixels on `device`"
+    "Per model, a function running one batch-1 forward pass (eval, no grad) at `size` pixels on `device` (on a copy of the model)"
     x = torch.randn(1, channels, size, size, device=device)
     def fn(m):
-        m.to(device).eval()
+        m = copy.deepcopy(m).to(device).eval()  # the caller's model stays where it is, in its mode
         def run():
             with torch.no_grad(): m(x)
         return run
