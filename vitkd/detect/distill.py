@@ -132,6 +132,8 @@ class CWDCallback(Callback):
         self.s_hooks.active = lambda: True
         try: self.learn.model(x); self.teacher(x)
         finally: self.learn.model.train(was); self.s_hooks.active = lambda: self.learn.training
+        missing = [s for s,_ in self.pairs if s not in self.s_hooks.feats] + [t for _,t in self.pairs if t not in self.t_hooks.feats]
+        if missing: raise RuntimeError(f"CWDCallback: no feature from {missing}: these modules did not run in the forward pass")
         mode = self.connector if self.connector != 'auto' else ('index' if self.record is not None else 'learned')
         conns = []
         for s,t in self.pairs:
@@ -145,13 +147,13 @@ class CWDCallback(Callback):
         return nn.ModuleList(conns)
 
     def _register(self, params):
-        "Put connector parameters into the learner's optimiser (its last parameter group), once"
+        "Put connector parameters into the learner's optimiser (its first parameter group: the network's own learning rate), once"
         params = list(params)
         if not params: return
         opt = self.learn.opt
         have = {id(p) for pl in opt.param_lists for p in pl}
         new = [p for p in params if id(p) not in have]
-        if new: opt.param_lists[-1] = opt.param_lists[-1] + new
+        if new: opt.param_lists[0] = opt.param_lists[0] + new
 
     def after_loss(self):
         if self.skip or not self.training: return

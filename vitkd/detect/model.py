@@ -325,6 +325,7 @@ def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if opt not in ('adam', 'sgd'): raise ValueError(f"unknown opt {opt!r}: choose 'adam' or 'sgd'")
     if seed is not None: set_seed(seed)
+    if dry_run(): epochs = 1  # a dry run checks the code path (`dry_run()` batches), not the schedule
     cbs = L(cbs) + [SkipValidation()] + ([StopAfter(dry_run())] if dry_run() else [])
     learn = make_learner(model, dls, loss_func=loss_func or DetectionLoss(), cbs=cbs, wd=wd, label_smoothing=0., metrics=[], fp16=fp16, quiet=quiet)
     if opt == 'sgd': learn.opt_func = partial(SGD, mom=0.9)
