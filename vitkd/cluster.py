@@ -63,11 +63,11 @@ def _subrun(fn, cfg:dict, shared:dict) -> dict:
     return fn(**cfg, **shared)
 
 def _failure(key:str, e:Exception) -> Exception:
-    "The exception to raise for the failed sub-run `key`: the task's own exception type where Ray has it"
-    cause = e.as_instanceof_cause() if hasattr(e, 'as_instanceof_cause') else e
-    try: cause.add_note(f"(sub-run {key}, on the Ray cluster)")
-    except (AttributeError, TypeError): pass
-    return cause
+    "The exception to raise for the failed sub-run `key`: the task's own exception where Ray has it (raised from Ray's, which holds the remote traceback)"
+    cause = getattr(e, 'cause', None)
+    exc = cause if isinstance(cause, Exception) else e  # a dead worker after its retries has no cause: Ray's own error
+    exc.add_note(f"(sub-run {key}, on the Ray cluster)")
+    return exc
 
 def ray_map(fn, todo:list, shared:dict, folder:Path, total:int):
     "Run each sub-run of `todo` ((key, cfg) pairs) as a Ray task, storing each result in `folder` as it arrives"
@@ -88,6 +88,9 @@ def ray_map(fn, todo:list, shared:dict, folder:Path, total:int):
                 continue
             save_json(res, folder/f'{key}.json'); done += 1
             report_progress(subrun=f'{done}/{total}')
-    if failed: raise _failure(*failed[0])
+    if failed:
+        key,e = failed[0]
+        exc = _failure(key, e)
+        raise exc from (e if exc is not e else None)
 
 EXECUTORS['ray'] = ray_map

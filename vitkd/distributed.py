@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_distributed.ipynb #cell-1
 from __future__ import annotations
-import argparse, contextlib, json, multiprocessing as mp, os, pickle, queue, socket, sys, tempfile, time, traceback, warnings
+import argparse, contextlib, json, multiprocessing as mp, os, pickle, queue, socket, sys, time, traceback
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.distributed as dist
 from torch import Tensor
@@ -19,10 +19,11 @@ from .logit_cache import CachedTeachers, CacheError, batch_record
 from .train import amp_mode, fit_classifier
 
 # %% auto #0
-__all__ = ['CHECKS', 'EQUIVALENCE_TOL', 'EQUIVALENT', 'rank_world', 'single_process', 'shard_bounds', 'ShardedDL', 'shard_loader',
-           'gather_mean', 'gather_batch', 'rank0_first', 'ShardedCachedTeachers', 'sync_norms', 'unsync_norms',
-           'norm_buffers', 'average_buffers', 'DataParallelTrainer', 'fit_distributed', 'evaluate_distributed',
-           'init_distributed', 'launch_cpu', 'equivalence_check', 'check_rows', 'train_study_model', 'main']
+__all__ = ['CHECKS', 'EQUIVALENCE_TOL', 'EQUIVALENT', 'rank_world', 'single_process', 'shard_bounds', 'init_distributed',
+           'rank0_first', 'launch_cpu', 'ShardedDL', 'shard_loader', 'gather_mean', 'gather_batch',
+           'ShardedCachedTeachers', 'sync_norms', 'unsync_norms', 'norm_buffers', 'average_buffers',
+           'DataParallelTrainer', 'fit_distributed', 'evaluate_distributed', 'equivalence_check', 'check_rows',
+           'train_study_model', 'main']
 
 # %% ../nbs/22_distributed.ipynb #cell-6
 _solo = []
@@ -53,6 +54,64 @@ def shard_bounds(n:int, rank:int, world:int) -> tuple[int,int]:
     return lo, lo + q + (rank < r)
 
 # %% ../nbs/22_distributed.ipynb #cell-10
+def init_distributed() -> tuple[int,int]:
+    "Set up the process group from a launcher's environment (through Accelerate), if there is one; return (rank, world)"
+    if int(os.environ.get('WORLD_SIZE', 1) or 1) > 1 and not dist.is_initialized():
+        try: from accelerate import PartialState
+        except ModuleNotFoundError: raise ModuleNotFoundError("data-parallel training needs accelerate: pip install 'vitkd[dist]'") from None
+        PartialState(cpu=default_device().type == 'cpu')  # the process group (gloo on the CPU), and on GPUs this rank's device
+    return rank_world()
+
+def rank0_first(fn, *args, **kwargs):
+    "`fn(*args, **kwargs)` as a single process on rank 0 first, then on the other ranks (so they reuse what rank 0 cached)"
+    rank,world = rank_world()
+    if world == 1 or not dist.is_initialized(): return fn(*args, **kwargs)
+    if rank == 0:
+        with single_process(): res = fn(*args, **kwargs)
+    dist.barrier()
+    if rank != 0:
+        with single_process(): res = fn(*args, **kwargs)
+    return res
+
+def _free_port() -> int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def _rank_main(rank:int, world:int, port:int, fn, args, kwargs, q):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world), MASTER_ADDR='127.0.0.1',
+                      MASTER_PORT=str(port), ACCELERATE_USE_CPU='true', VITKD_DEVICE='cpu', GLOO_SOCKET_IFNAME='lo')
+    os.environ.pop('VITKD_PROGRESS', None)
+    torch.set_num_threads(1)
+    try:
+        dist.init_process_group('gloo', rank=rank, world_size=world)
+        q.put((rank, True, pickle.dumps(fn(*args, **kwargs))))  # bytes: tensors in shared memory would vanish with the process
+    except BaseException: q.put((rank, False, traceback.format_exc()))
+    finally:
+        if dist.is_initialized(): dist.destroy_process_group()
+
+def launch_cpu(fn, *args, n:int=2, timeout:float=600, **kwargs) -> list:
+    "`fn(*args, **kwargs)` on `n` CPU processes forked from this one, joined by gloo as a launcher would; each rank's result"
+    n = check_int('n', n, lo=1)
+    ctx = mp.get_context('fork'); q = ctx.Queue(); port = _free_port()
+    ps = [ctx.Process(target=_rank_main, args=(r, n, port, fn, args, kwargs, q), daemon=True) for r in range(n)]
+    for p in ps: p.start()
+    res,t0 = {},time.time()
+    try:
+        while len(res) < n:
+            try: r,ok,v = q.get(timeout=1)
+            except queue.Empty:
+                dead = [i for i,p in enumerate(ps) if p.exitcode is not None and i not in res]
+                if dead and q.empty(): raise RuntimeError(f"rank(s) {dead} exited (codes {[ps[i].exitcode for i in dead]}) without a result")
+                if time.time()-t0 > timeout: raise TimeoutError(f"launch_cpu: the ranks did not finish within timeout={timeout} s")
+                continue
+            if not ok: raise RuntimeError(f"rank {r} of {n} failed:\n{v}")
+            res[r] = pickle.loads(v)
+    finally:
+        for p in ps:
+            p.join(timeout=10)
+            if p.is_alive(): p.kill(); p.join()
+    return [res[r] for r in range(n)]
+
+# %% ../nbs/22_distributed.ipynb #cell-14
 class ShardedDL(ArrayDL):
     "An `ArrayDL` for one rank: it draws each global batch (indices, crops, flips) as the single-process loader does, and yields the rank's slice"
     def __init__(self, *args, rank:int=0, world:int=1, **kwargs):
@@ -97,7 +156,7 @@ def shard_loader(dl:ArrayDL, rank:int|None=None, world:int|None=None) -> Sharded
     s.epoch = dl.epoch
     return s
 
-# %% ../nbs/22_distributed.ipynb #cell-14
+# %% ../nbs/22_distributed.ipynb #cell-18
 def gather_mean(x:Tensor, shard:tuple[int,int]) -> Tensor:
     "The mean over ranks of the scalar `x`, each rank weighted by the samples of its `shard`: the global batch's mean"
     n = float(shard[1] - shard[0])
@@ -114,18 +173,7 @@ def gather_batch(x:Tensor, shard:tuple[int,int]) -> Tensor:
     parts = [torch.zeros_like(pad) for _ in range(world)]; dist.all_gather(parts, pad.contiguous())
     return torch.cat([p[:int(k)] for p,k in zip(parts, ns)])
 
-def rank0_first(fn, *args, **kwargs):
-    "`fn(*args, **kwargs)` as a single process on rank 0 first, then on the other ranks (so they reuse what rank 0 cached)"
-    rank,world = rank_world()
-    if world == 1 or not dist.is_initialized(): return fn(*args, **kwargs)
-    if rank == 0:
-        with single_process(): res = fn(*args, **kwargs)
-    dist.barrier()
-    if rank != 0:
-        with single_process(): res = fn(*args, **kwargs)
-    return res
-
-# %% ../nbs/22_distributed.ipynb #cell-17
+# %% ../nbs/22_distributed.ipynb #cell-23
 class ShardedCachedTeachers(CachedTeachers):
     "`CachedTeachers` for a sharded loader: checks the global batch's record and serves this rank's slice of its logits"
     @classmethod
@@ -148,7 +196,7 @@ class ShardedCachedTeachers(CachedTeachers):
         z = torch.from_numpy(np.array(arrs['logits'][e, start+lo:start+hi])).to(learn.xb[0].device, non_blocking=True).float()
         return list(z.unbind(1))
 
-# %% ../nbs/22_distributed.ipynb #cell-19
+# %% ../nbs/22_distributed.ipynb #cell-25
 _PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 def _ghost_k(m:nn.Module):
@@ -201,7 +249,7 @@ def average_buffers(bufs:list[Tensor]):
     dist.all_reduce(flat); flat /= dist.get_world_size()
     for b,f in zip(bufs, _unflatten_dense_tensors(flat, bufs)): b.copy_(f)
 
-# %% ../nbs/22_distributed.ipynb #cell-23
+# %% ../nbs/22_distributed.ipynb #cell-29
 @patch
 def set_distilled_training(self:DistributedDataParallel, enable:bool=True):
     "Forward DeiT's switch to the wrapped model (as fastai forwards `reset`), for `DistillTokenCallback` under DDP"
@@ -256,7 +304,7 @@ class DataParallelTrainer(DistributedTrainer):
         for cb,src in self.sources: cb.source = src
         self.active = False
 
-# %% ../nbs/22_distributed.ipynb #cell-25
+# %% ../nbs/22_distributed.ipynb #cell-31
 def fit_distributed(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, cbs=None, sync_bn:bool=True, **kwargs):
     "`fit_classifier` on every rank, data-parallel under a launcher (one process: plain `fit_classifier`); returns the Learner"
     return fit_classifier(model, dls, epochs=epochs, lr=lr, cbs=[*(cbs or []), DataParallelTrainer(sync_bn=sync_bn)], **kwargs)
@@ -279,54 +327,7 @@ def evaluate_distributed(model:nn.Module, dl:ArrayDL) -> float:
     if world > 1: dist.all_reduce(counts)
     return counts[0].item()/counts[1].item()
 
-# %% ../nbs/22_distributed.ipynb #cell-27
-def init_distributed() -> tuple[int,int]:
-    "Set up the process group from a launcher's environment (through Accelerate), if there is one; return (rank, world)"
-    if int(os.environ.get('WORLD_SIZE', 1) or 1) > 1 and not dist.is_initialized():
-        try: from accelerate import PartialState
-        except ModuleNotFoundError: raise ModuleNotFoundError("data-parallel training needs accelerate: pip install 'vitkd[dist]'") from None
-        PartialState(cpu=default_device().type == 'cpu')  # the process group (gloo on the CPU), and on GPUs this rank's device
-    return rank_world()
-
-def _free_port() -> int:
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def _rank_main(rank:int, world:int, port:int, fn, args, kwargs, q):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world), MASTER_ADDR='127.0.0.1',
-                      MASTER_PORT=str(port), ACCELERATE_USE_CPU='true', VITKD_DEVICE='cpu', GLOO_SOCKET_IFNAME='lo')
-    os.environ.pop('VITKD_PROGRESS', None)
-    torch.set_num_threads(1)
-    try:
-        dist.init_process_group('gloo', rank=rank, world_size=world)
-        q.put((rank, True, pickle.dumps(fn(*args, **kwargs))))  # bytes: tensors in shared memory would vanish with the process
-    except BaseException: q.put((rank, False, traceback.format_exc()))
-    finally:
-        if dist.is_initialized(): dist.destroy_process_group()
-
-def launch_cpu(fn, *args, n:int=2, timeout:float=600, **kwargs) -> list:
-    "`fn(*args, **kwargs)` on `n` CPU processes forked from this one, joined by gloo as a launcher would; each rank's result"
-    n = check_int('n', n, lo=1)
-    ctx = mp.get_context('fork'); q = ctx.Queue(); port = _free_port()
-    ps = [ctx.Process(target=_rank_main, args=(r, n, port, fn, args, kwargs, q), daemon=True) for r in range(n)]
-    for p in ps: p.start()
-    res,t0 = {},time.time()
-    try:
-        while len(res) < n:
-            try: r,ok,v = q.get(timeout=1)
-            except queue.Empty:
-                dead = [i for i,p in enumerate(ps) if p.exitcode is not None and i not in res]
-                if dead and q.empty(): raise RuntimeError(f"rank(s) {dead} exited (codes {[ps[i].exitcode for i in dead]}) without a result")
-                if time.time()-t0 > timeout: raise TimeoutError(f"launch_cpu: the ranks did not finish within timeout={timeout} s")
-                continue
-            if not ok: raise RuntimeError(f"rank {r} of {n} failed:\n{v}")
-            res[r] = pickle.loads(v)
-    finally:
-        for p in ps:
-            p.join(timeout=10)
-            if p.is_alive(): p.kill(); p.join()
-    return [res[r] for r in range(n)]
-
-# %% ../nbs/22_distributed.ipynb #cell-29
+# %% ../nbs/22_distributed.ipynb #cell-33
 def _check_models(dls, teacher, cache):
     "name -> (make the model, make the callbacks, sync_bn) of the equivalence scenarios"
     from vitkd.distill import DistillTokenCallback, KDCallback
@@ -346,10 +347,12 @@ def _train_once(make, cbs, sync_bn, dls, epochs, lr, seed, parallel):
     from vitkd.train import evaluate
     set_seed(seed)
     model = make()
-    learn = fit_classifier(model, fresh_dls(dls), epochs=epochs, lr=lr, seed=seed,
+    learn = fit_classifier(model, fresh_dls(dls), epochs=epochs, lr=lr, seed=seed, fp16=False,
                            cbs=cbs() + ([DataParallelTrainer(sync_bn=sync_bn)] if parallel else []))
     acc = evaluate_distributed(model, dls.test) if parallel else evaluate(model, dls.test)
-    return dict(state={k: v.detach().cpu().clone() for k,v in model.state_dict().items()},
+    model.eval()
+    with torch.no_grad(): logits = torch.cat([model(xb).float().cpu() for xb,_ in dls.test])  # the function the weights compute
+    return dict(state={k: v.detach().cpu().clone() for k,v in model.state_dict().items()}, logits=logits,
                 losses=torch.tensor([float(l) for l in learn.recorder.losses]), values=torch.tensor(learn.recorder.values, dtype=torch.float64),
                 test_acc=acc, images_per_s=learn.throughput.images_per_s)
 
@@ -364,6 +367,7 @@ def equivalence_check(scenarios=CHECKS, epochs:int=2, lr:float=2e-3, bs:int=32, 
     from vitkd.train import trained_model
     t0 = time.perf_counter()
     rank,world = init_distributed()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # float32 throughout
     unknown = [s for s in scenarios if s not in CHECKS]
     if unknown: bad_arg('scenarios', unknown, 'names from ' + ', '.join(CHECKS))
     dls = cifar10_dls(subset=None, bs=bs, dataset=dataset)
@@ -394,13 +398,14 @@ def equivalence_check(scenarios=CHECKS, epochs:int=2, lr:float=2e-3, bs:int=32, 
             max_weight_diff=_max_diff(p['state'], one['state']),
             max_weight=max(v.abs().max().item() for v in one['state'].values() if v.is_floating_point()),
             ranks_agree=all(_max_diff(p['state'], g['states'][s]) == 0 for g in got[1:]),
+            max_logit_diff=(p['logits']-one['logits']).abs().max().item(),
             max_loss_diff=(p['losses']-one['losses']).abs().max().item(),
             max_metric_diff=(p['values']-one['values']).abs().max().item(),
             test_acc=p['test_acc'], test_acc_one=one['test_acc'],
             teacher_grads=any(q.grad is not None for q in teacher.parameters()))
     return out
 
-# %% ../nbs/22_distributed.ipynb #cell-31
+# %% ../nbs/22_distributed.ipynb #cell-35
 EQUIVALENCE_TOL = 1e-5  # largest |weight difference| between a data-parallel run and the one-process run (measured: <= 4.8e-7)
 EQUIVALENT = ('vit', 'deit_live', 'kd_cache', 'ghost_bn')  # the scenarios that must match; bn_per_rank must not
 
@@ -410,11 +415,11 @@ def check_rows(report:dict, tol:float=EQUIVALENCE_TOL) -> list[dict]:
     for s,r in report['scenarios'].items():
         must = s in EQUIVALENT
         ok = (r['max_weight_diff'] <= tol and r['ranks_agree'] and not r['teacher_grads']) if must else r['max_weight_diff'] >= 100*tol
-        rows.append(dict(scenario=s, max_weight_diff=r['max_weight_diff'], max_loss_diff=r['max_loss_diff'],
+        rows.append(dict(scenario=s, max_weight_diff=r['max_weight_diff'], max_logit_diff=r['max_logit_diff'], max_loss_diff=r['max_loss_diff'],
                          test_acc=r['test_acc'], test_acc_one=r['test_acc_one'], must='match' if must else 'differ', ok=ok))
     return rows
 
-# %% ../nbs/22_distributed.ipynb #cell-35
+# %% ../nbs/22_distributed.ipynb #cell-39
 def train_study_model(preset:str='quick', model:str='vit', kd:str='none', seed:int=0, epochs:int|None=None,
                       sync_bn:bool=True, out:str|Path|None=None) -> dict:
     "Train the study's `model` ('vit', 'cnn', 'rednet') of `preset` data-parallel, distilled from the CNN teacher with `kd` ('soft', 'deit')"
@@ -475,6 +480,6 @@ def main(argv=None) -> int:
     if rank_world()[0] == 0: print(json.dumps(res, indent=1))
     return 0
 
-# %% ../nbs/22_distributed.ipynb #cell-36
+# %% ../nbs/22_distributed.ipynb #cell-40
 #| eval: false
 if __name__ == '__main__' and not in_notebook(): sys.exit(main())  # python -m vitkd.distributed
