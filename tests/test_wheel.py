@@ -48,8 +48,10 @@ def test_installed_wheel_runs_the_study_outside_a_checkout(wheel, tmp_path):
     env = _venv(tmp_path, wheel)
     work = tmp_path/'work'; work.mkdir()  # no settings.ini above it: not a checkout
     e = {**os.environ, 'VITKD_DATA': str(ROOT.parent/'shared'/'data'), 'PYTHONPATH': ''}
-    where = subprocess.run([str(env/'bin'/'python'), '-c', 'import vitkd, vitkd.runner as r; print(vitkd.__file__); print(r.study_nbs_dir())'],
-                           capture_output=True, text=True, cwd=work, env=e, check=True).stdout.split()
+    r = subprocess.run([str(env/'bin'/'python'), '-c', 'import vitkd, vitkd.runner as r; print(vitkd.__file__); print(r.study_nbs_dir())'],
+                       capture_output=True, text=True, cwd=work, env=e)
+    assert r.returncode == 0, r.stderr[-3000:]
+    where = r.stdout.split()
     assert str(tmp_path/'venv') in where[0] and where[1].endswith('vitkd/study_nbs'), where  # the wheel's copy, not the checkout
     r = subprocess.run([str(env/'bin'/'vitkd-study'), 'run', '--preset', 'smoke', '--out', 'runs'], capture_output=True, text=True, cwd=work, env=e)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

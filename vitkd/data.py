@@ -441,8 +441,8 @@ def cifar10_dls(subset:int|None=None, bs:int=128, dataset:str='cifar10', **kwarg
 # %% ../nbs/01_data.ipynb #cell-45
 def fresh_dls(dls:DataLoaders) -> DataLoaders:
     "A copy of `dls` whose training loader starts again at its first epoch (same seed: the same batches, in order)"
-    if not isinstance(dls, DataLoaders) or not isinstance(dls.train, ArrayDL):
-        bad_arg('dls', type(dls).__name__, 'fastai DataLoaders whose train loader is an ArrayDL (from image_dls)', exc=TypeError)
+    if not isinstance(dls, DataLoaders) or not hasattr(dls.train, 'new'):
+        bad_arg('dls', type(dls).__name__, 'fastai DataLoaders (e.g. from image_dls or vitkd.detect.data.detection_dls)', exc=TypeError)
     new = DataLoaders(dls.train.new(), *dls.loaders[1:], device=dls.device)
     for k in ('c','vocab','name','fingerprint','data_cfg'):
         if hasattr(dls, k): setattr(new, k, getattr(dls, k))

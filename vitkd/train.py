@@ -22,8 +22,9 @@ from .data import fresh_dls
 from .models import n_params
 
 # %% auto #0
-__all__ = ['Throughput', 'StopAfter', 'EpochProgress', 'amp_mode', 'adamw', 'make_learner', 'fit_classifier', 'evaluate',
-           'trained_model', 'torch_threads', 'time_rounds', 'time_ratios', 'SkipValidation', 'CPUClock', 'epoch_times']
+__all__ = ['Throughput', 'StopAfter', 'EpochProgress', 'amp_mode', 'SplitDecay', 'adamw', 'make_learner', 'fit_classifier',
+           'evaluate', 'trained_model', 'torch_threads', 'time_rounds', 'time_ratios', 'SkipValidation', 'CPUClock',
+           'epoch_times']
 
 # %% ../nbs/03_train.ipynb #cell-6
 class Throughput(Callback):
@@ -61,13 +62,27 @@ def amp_mode(device) -> str|None:
     if device.type != 'cuda': return None
     return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
 
+class SplitDecay(OptimWrapper):
+    "An `OptimWrapper` whose torch groups are the caller's groups, each split into decayed and undecayed parts: a value per caller's group is spread over its parts"
+    def __init__(self, opt, owners:list): super().__init__(opt=opt); self.owners = owners  # torch group -> caller's group
+    def set_hyper(self, k, v):
+        vs = L(v, use_list=None)
+        n = max(self.owners) + 1
+        if len(vs) == n != len(self.owners): v = [vs[o] for o in self.owners]
+        super().set_hyper(k, v)
+
 def adamw(params, lr:float=1e-3, wd:float=0.05, # decoupled weight decay of the weights (biases and norm scales get none)
           mom:float=0.9, sqr_mom:float=0.99, eps:float=1e-5) -> OptimWrapper:
     "torch's AdamW (foreach kernels) as a fastai optimizer, with fastai Adam's defaults and no weight decay on 1-d parameters"
     if wd < 0: raise ValueError(f"wd (weight decay) must be >= 0, got {wd}")
-    flat = [p for g in L(params) for p in (g if isinstance(g, (list, tuple, L)) else [g])]
-    groups = [dict(params=[p for p in flat if p.ndim > 1], weight_decay=wd), dict(params=[p for p in flat if p.ndim <= 1], weight_decay=0.)]
-    return OptimWrapper(opt=torch.optim.AdamW([g for g in groups if g['params']], lr=lr, betas=(mom, sqr_mom), eps=eps, foreach=True))
+    params = L(params)
+    split = params if len(params) and isinstance(params[0], (list, tuple, L)) else [params]  # a splitter's groups, else one
+    groups,owners = [],[]
+    for i,g in enumerate(split):
+        for decay in (True, False):
+            ps = [p for p in g if (p.ndim > 1) == decay]
+            if ps: groups.append(dict(params=ps, weight_decay=wd if decay else 0.)); owners.append(i)
+    return SplitDecay(torch.optim.AdamW(groups, lr=lr, betas=(mom, sqr_mom), eps=eps, foreach=True), owners)
 
 def make_learner(model:nn.Module, dls, loss_func=None, # default: cross-entropy with `label_smoothing`
                  cbs=None, wd:float=0.05, label_smoothing:float=0.1,
