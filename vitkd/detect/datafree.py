@@ -310,7 +310,7 @@ def compress_setup(run_dir:str|Path, # the detect_compress experiment's run fold
     meta = load_checkpoint(teacher, found[0])
     teacher = teacher.to(dls.device).eval()
     ratio = S['ratios'][-1] if ratio is None else ratio
-    prune = dict(global_pruning=True, round_to=S['round_to'])
+    prune = m['info'].get('prune') or dict(global_pruning=True, round_to=S['round_to'])  # runs before it was saved: its settings
     student,rec = pruned_copy(teacher, ratio, torch.zeros(1, 3, tr.size, tr.size, device=dls.device), **prune)
     saved = run_dir/'models'/f'plain-{ratio}.pt'
     if saved.exists():
