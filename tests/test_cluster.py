@@ -14,11 +14,15 @@ EXPERIMENT = 'norm_batch_size'  # 12 trainings and a benchmark, sharing the Data
 def ray_address():
     "A local Ray instance of 2 CPUs, owned by this test process (ended with it, never by a broad `ray stop`)"
     import ray
+    saved = {k: os.environ.get(k) for k in ('PYTHONPATH', 'OMP_NUM_THREADS')}
     os.environ['PYTHONPATH'] = os.pathsep.join(p for p in [str(ROOT), os.environ.get('PYTHONPATH')] if p)  # workers import this vitkd
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     ray.init(address='local', num_cpus=2, include_dashboard=False, object_store_memory=300*2**20)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+    for k,v in saved.items():  # later tests (the wheel's fresh venv) must not see this checkout on PYTHONPATH
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
 
 def study(out, *args, **kw):
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.environ.get('PYTHONPATH', str(ROOT))}

@@ -31,14 +31,18 @@ def test_wheel_ships_the_experiments(wheel):
     assert 'vitkd-study = vitkd.runner:main' in ep
     print(f'wheel {wheel.name}: {wheel.stat().st_size/2**20:.2f} MiB, {len(names)} files')
 
+def _clean_env() -> dict:
+    "This environment without PYTHONPATH: a checkout on it would satisfy `pip install` of the wheel and shadow its copy"
+    return {k: v for k,v in os.environ.items() if k != 'PYTHONPATH'}
+
 def _venv(tmp, wheel) -> Path:
     env = tmp/'venv'
     subprocess.run([sys._base_executable, '-m', 'venv', str(env)], check=True)
     py = env/'bin'/'python'
     if os.environ.get('VITKD_WHEEL_FULL_INSTALL') == '1':
-        subprocess.run([str(py), '-m', 'pip', 'install', '-q', '-c', str(ROOT/'constraints.txt'), f'{wheel}[detection]'], check=True)
+        subprocess.run([str(py), '-m', 'pip', 'install', '-q', '-c', str(ROOT/'constraints.txt'), f'{wheel}[detection]'], check=True, env=_clean_env())
     else:
-        subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-deps', str(wheel)], check=True)
+        subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-deps', str(wheel)], check=True, env=_clean_env())
         site = subprocess.run([str(py), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
                               capture_output=True, text=True, check=True).stdout.strip()
         (Path(site)/'vitkd_test_deps.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
