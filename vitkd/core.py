@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['bad_arg', 'check_int', 'check_number', 'check_size', 'check_choice', 'check_kwargs', 'check_module', 'set_seed',
-           'default_device', 'project_root', 'cache_dir', 'run_dir', 'atomic_write', 'save_json', 'load_json',
-           'save_csv', 'cached_result', 'config_hash', 'file_sha256', 'state_hash', 'save_checkpoint',
-           'load_checkpoint', 'file_lock', 'report_progress', 'read_progress', 'dry_run', 'timer']
+__all__ = ['DRY_BS', 'bad_arg', 'check_int', 'check_number', 'check_size', 'check_choice', 'check_kwargs', 'check_module',
+           'set_seed', 'default_device', 'project_root', 'cache_dir', 'run_dir', 'atomic_write', 'save_json',
+           'load_json', 'save_csv', 'cached_result', 'config_hash', 'file_sha256', 'state_hash', 'save_checkpoint',
+           'load_checkpoint', 'file_lock', 'report_progress', 'read_progress', 'dry_run', 'dry_bs', 'timer']
 
 # %% ../nbs/00_core.ipynb #cell-6
 def _show(v) -> str:
@@ -256,6 +256,13 @@ def dry_run() -> int:
     except ValueError: raise ValueError(f"VITKD_DRY_RUN={v!r} is not a number of batches: set it to a positive integer, or unset it") from None
     if n < 0: raise ValueError(f"VITKD_DRY_RUN={n} must be >= 0 (0 or unset: a real run)")
     return n
+
+# %% ../nbs/00_core.ipynb #cell-42
+DRY_BS = 16  # the batch size cap of a dry run
+
+def dry_bs(bs:int) -> int:
+    "`bs`, or at most `DRY_BS` in a dry run"
+    return min(bs, DRY_BS) if dry_run() else bs
 
 # %% ../nbs/00_core.ipynb #cell-39
 @contextmanager

@@ -366,7 +366,7 @@ class ArrayDL(DataLoader):
         if not isinstance(y, torch.Tensor) or y.ndim != 1: bad_arg('y', _desc(y), 'a 1-d tensor of labels, one per image')
         if len(x)!=len(y): raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
         check_kwargs('ArrayDL', kwargs, _DL_KWARGS)
-        bs,pad,seed = check_int('bs', bs), check_int('pad', pad, lo=0), check_int('seed', seed, lo=0)
+        bs,pad,seed = dry_bs(check_int('bs', bs)), check_int('pad', pad, lo=0), check_int('seed', seed, lo=0)
         self.x,self.y,self.augment,self.pad,self.seed = x,y,augment,pad,seed
         xf = x[:2048].float().cpu()/255
         self.mean = torch.as_tensor(mean if mean is not None else xf.mean((0,2,3))).float().view(1,-1,1,1)

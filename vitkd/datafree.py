@@ -196,6 +196,7 @@ class Synthesizer:
                  bn_source:nn.Module|None=None): # a CNN whose BN statistics stand in for the teacher's
         store_attr()
         if bs < 1 or steps < 1: raise ValueError(f"bs and steps must be at least 1, got bs={bs}, steps={steps}")
+        self.bs = dry_bs(bs)
         self.teacher = self.student = None
         self.images,self.seconds,self.teacher_images = 0,0.,0
 
@@ -417,7 +418,7 @@ class SampleDL(ArrayDL):
         if mean is None and not len(x): raise ValueError("no images to compute the normalisation from: pass mean and std")
         super().__init__(x, y, bs=bs, shuffle=False, drop_last=True, augment=augment, pad=pad, mean=mean, std=std,
                          seed=seed, device=device, **kwargs)
-        self.n_batches,self.n,self.dataset = n_batches, n_batches*bs, range(n_batches*bs)
+        self.n_batches,self.n,self.dataset = n_batches, n_batches*self.bs, range(n_batches*self.bs)  # self.bs: capped in a dry run
 
     def set_data(self, x:Tensor, y:Tensor):
         "Sample from these images from the next epoch on"

@@ -294,7 +294,7 @@ class DetDL(DataLoader):
         self.mean = torch.as_tensor(mean if mean is not None else xf.mean((0, 2, 3))).float().view(1, -1, 1, 1)
         self.std = torch.as_tensor(std if std is not None else xf.std((0, 2, 3))).float().view(1, -1, 1, 1)
         self.epoch,self.draws,self._dev = -1,None,None
-        super().__init__(range(len(a)), bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
+        super().__init__(range(len(a)), bs=dry_bs(bs), shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
     @property
     def x(self): return self.a.x
     @property

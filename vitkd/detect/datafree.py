@@ -81,6 +81,7 @@ class DetInversion:
         store_attr()
         if bs < 1 or steps < 1: raise ValueError(f"bs and steps must be at least 1, got bs={bs}, steps={steps}")
         if det == bn == 0: raise ValueError("no term on the teacher: set det or bn above 0")
+        self.bs = dry_bs(bs)
         if res < 1: raise ValueError(f"res must be a whole number >= 1, got {res}")
         self.teacher = None
         self.images,self.seconds,self.teacher_images = 0,0.,0
