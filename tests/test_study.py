@@ -113,3 +113,19 @@ def test_corrupt_state_file_fails_only_its_experiment(tmp_path):
     assert 'corrupt' in report and 'two is more than one' not in report
     r = study('report', str(tmp_path/'smoke'))
     assert r.returncode == 0
+
+def test_full_preset_dry_run(tmp_path):
+    "Every experiment of the full preset runs on the CPU with a few batches of at most 16 images per fit: each code path and config of the GPU study, before a GPU"
+    t0 = time.perf_counter()
+    r = study('run', '--preset', 'full', '--dry-run', '--out', str(tmp_path))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    names = sorted(p.stem for p in (ROOT/'nbs'/'study').glob('*.ipynb') if not p.stem.startswith('_'))
+    secs = {}
+    for n in names:
+        d = tmp_path/'full-dry'/n
+        assert status(d)['status'] == 'ok', (n, status(d))
+        m = json.loads((d/'metrics.json').read_text())
+        assert m['preset'] == 'full' and m['dry_run'] == 2 and m['tables'], n
+        assert all(c['verdict'] == 'inconclusive' for c in m['claims']), (n, m['claims'])  # one seed, one round: never decided
+        secs[n] = round(status(d)['seconds'])
+    print(f"full preset, dry run: {time.perf_counter()-t0:.0f} s in all; per experiment {secs}")
