@@ -18,7 +18,8 @@ from .core import *
 __all__ = ['IMAGE_SUFFIXES', 'DATASETS', 'DRY_PER_CLASS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive',
            'expected_sha256', 'extract_archive', 'ImageArrays', 'arrays_fingerprint', 'folder_key',
            'decode_image_folder', 'load_digits_arrays', 'to_rgb', 'load_images', 'dry_cut', 'stratified_split',
-           'draw_crop_flip', 'crop_flip', 'ArrayDL', 'image_dls', 'cifar10_dls', 'fresh_dls', 'balanced_subset']
+           'draw_crop_flip', 'crop_flip', 'EpochSeeded', 'ArrayDL', 'image_dls', 'cifar10_dls', 'fresh_dls',
+           'balanced_subset']
 
 # %% ../nbs/01_data.ipynb #cell-6
 class DatasetNotFound(FileNotFoundError):
@@ -356,7 +357,14 @@ _DL_METHODS = [m for m in DataLoader._methods if m not in ('before_iter', 'shuff
 _DL_KWARGS = [k for k in __import__('inspect').signature(DataLoader.__init__).parameters
               if k not in ('self', 'dataset', 'bs', 'shuffle', 'drop_last', 'device', 'kwargs')] + _DL_METHODS
 
-class ArrayDL(DataLoader):
+class EpochSeeded:
+    "A loader's generator for each epoch, from its `seed` and `epoch`, and the shuffle drawn from it: the same batches for the same seed and epoch"
+    def before_iter(self):
+        self.epoch += 1
+        self.gen = torch.Generator().manual_seed(self.seed*100003 + self.epoch)
+    def shuffle_fn(self, idxs): return torch.randperm(len(idxs), generator=self.gen).tolist()
+
+class ArrayDL(EpochSeeded, DataLoader):
     "Batches of (normalised float images, labels) indexed from uint8 tensors; augmentation runs on the device"
     def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int=128, shuffle:bool=False, drop_last:bool=False,
                  augment:bool=False, pad:int=4, mean=None, std=None, seed:int=0, device=None,
@@ -377,10 +385,6 @@ class ArrayDL(DataLoader):
         self.epoch,self.last_idxs,self.last_draws,self._dev_stats = -1,None,None,None
         super().__init__(range(len(x)), bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
 
-    def before_iter(self):
-        self.epoch += 1
-        self.gen = torch.Generator().manual_seed(self.seed*100003 + self.epoch)
-    def shuffle_fn(self, idxs): return torch.randperm(len(idxs), generator=self.gen).tolist()
     def do_batch(self, b):
         i = torch.as_tensor(b, dtype=torch.long)
         self.last_idxs = i

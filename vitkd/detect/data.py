@@ -14,7 +14,7 @@ from torchvision.ops import box_convert, box_area
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from ..core import *
-from ..data import DatasetNotFound, find_data, extract_archive, load_images
+from ..data import DatasetNotFound, EpochSeeded, find_data, extract_archive, load_images
 
 # %% auto #0
 __all__ = ['FILL', 'SPLITS', 'DetArrays', 'pad_boxes', 'image_boxes', 'letterbox', 'letterbox_boxes', 'read_yolo_labels',
@@ -283,7 +283,7 @@ def scale_flip_boxes(boxes:Tensor, labels:Tensor, s:Tensor, t:Tensor, f:Tensor, 
     return torch.where(keep[..., None], clipped, torch.zeros_like(clipped)), torch.where(keep, labels, torch.full_like(labels, -1))
 
 # %% ../../nbs/14_detect.data.ipynb #cell-27
-class DetDL(DataLoader):
+class DetDL(EpochSeeded, DataLoader):
     "Batches of (normalised images, padded boxes, labels) from `DetArrays`; flip and scale jitter on the device"
     n_inp = 1
     def __init__(self, a:DetArrays, bs:int=32, shuffle:bool=False, drop_last:bool=False, augment:bool=False,
@@ -299,10 +299,6 @@ class DetDL(DataLoader):
     def x(self): return self.a.x
     @property
     def size(self): return self.a.size
-    def before_iter(self):
-        self.epoch += 1
-        self.gen = torch.Generator().manual_seed(self.seed*100003 + self.epoch)
-    def shuffle_fn(self, idxs): return torch.randperm(len(idxs), generator=self.gen).tolist()
     def do_batch(self, b):
         i = torch.as_tensor(b, dtype=torch.long)
         self.draws = draw_scale_flip(len(i), self.scale, self.translate, generator=self.gen) if self.augment else None
