@@ -8,10 +8,10 @@ STAMP   := $(VENV)/.vitkd-installed
 
 .PHONY: study test report publish docs export clean-venv
 
-$(STAMP): settings.ini setup.py constraints.txt
+$(STAMP): settings.ini setup.py constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,detection]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,detection,dist]"
 	touch $@
 
 study: $(STAMP)  ## run the study (PRESET=quick|smoke|full, ONLY="a b") and write $(OUT)/$(PRESET)/REPORT.md
@@ -19,7 +19,7 @@ study: $(STAMP)  ## run the study (PRESET=quick|smoke|full, ONLY="a b") and writ
 	  status=$$?; $(VENV)/bin/vitkd-study report $(OUT)/$(PRESET); exit $$status
 
 test: $(STAMP)  ## notebook tests, library tests and the smoke study
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=15
 
 publish: $(STAMP)  ## copy the finished run into results/$(PRESET) and its claims table into README.md
 	$(VENV)/bin/vitkd-study publish $(OUT)/$(PRESET) results/$(PRESET) --readme README.md

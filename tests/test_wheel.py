@@ -1,5 +1,6 @@
 """The pip-installed library: build the wheel, install it into a fresh virtual environment outside the checkout, and
-run the smoke study and a library call there.
+run every experiment there (the smoke preset as a dry run: each notebook's code path, a few batches per fit; the full
+smoke run is tested from the checkout) and a library call.
 
 The fresh environment gets the wheel with `--no-deps`; its dependencies (torch, fastai, ...) are those of the test's
 own environment, made visible through a `.pth` file rather than installed again (a CUDA build of torch is several
@@ -57,10 +58,12 @@ def test_installed_wheel_runs_the_study_outside_a_checkout(wheel, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     where = r.stdout.split()
     assert str(tmp_path/'venv') in where[0] and where[1].endswith('vitkd/study_nbs'), where  # the wheel's copy, not the checkout
-    r = subprocess.run([str(env/'bin'/'vitkd-study'), 'run', '--preset', 'smoke', '--out', 'runs'], capture_output=True, text=True, cwd=work, env=e)
+    r = subprocess.run([str(env/'bin'/'vitkd-study'), 'run', '--preset', 'smoke', '--dry-run', '--out', 'runs'], capture_output=True, text=True, cwd=work, env=e)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    report = (work/'runs'/'smoke'/'REPORT.md').read_text()
-    assert 'baselines' in report and '## Claims' in report
+    report = (work/'runs'/'smoke-dry'/'REPORT.md').read_text()
+    names = sorted(p.stem for p in (ROOT/'nbs'/'study').glob('*.ipynb') if not p.stem.startswith('_'))
+    for n in names: assert f'## {n}' in report, n
+    assert '## Claims' in report
     # a library call, with no data folder at all: the digits fallback, said loudly
     e2 = {k: v for k,v in e.items() if k != 'VITKD_DATA'}
     r = subprocess.run([str(env/'bin'/'python'), '-c', "from vitkd.data import load_images; a = load_images('cifar10'); print(a)"],

@@ -48,6 +48,7 @@ def norm_benchmark(setups:dict|None=None, # name -> convert_norm kwargs; the fir
     for sc in scopes: check_choice('scopes', sc, ('layer', 'step'))
     for mf in memory_formats: check_choice('memory_formats', mf, ('channels_first', 'channels_last'))
     for k in ('bs', 'size', 'channels', 'depth', 'width', 'groups', 'rounds'): check_int(k, locals()[k])
+    bs = dry_bs(bs)  # a dry run checks the code path, not the times
     device = default_device(device); cuda = device.type == 'cuda'
     rows = []
     for scope in scopes:
@@ -95,6 +96,7 @@ def benchmark_resize(cases=(((32, 32), 224), ((375, 500), 224)), # ((H, W) in, s
     check_int('rounds', rounds); check_int('seed', seed, lo=0)
     if threads is not None: check_int('threads', threads)
     for b in batch_sizes: check_int('batch_sizes', b)
+    batch_sizes = list(dict.fromkeys(dry_bs(b) for b in batch_sizes))  # a dry run checks the code path, not the times
     for c in cases:
         if not (isinstance(c, (tuple, list)) and len(c) == 2): bad_arg('cases', c, 'pairs ((H, W), side)')
         check_size('cases', c[0]); check_int('cases', c[1])
@@ -134,6 +136,7 @@ def train_throughput(models:dict, bs:int=64, img_size:int=32, n_classes:int=10, 
     if not isinstance(models, dict) or not models or not all(isinstance(m, nn.Module) for m in models.values()):
         bad_arg('models', models, 'a non-empty dict name -> nn.Module', exc=TypeError)
     for k in ('bs', 'img_size', 'n_classes', 'steps', 'rounds'): check_int(k, locals()[k])
+    bs = dry_bs(bs)
     device = default_device(device)
     g = torch.Generator().manual_seed(0)
     xb = torch.randn(bs, 3, img_size, img_size, generator=g).to(device)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from fastai.distributed import DistributedTrainer
+try: from accelerate import Accelerator, PartialState
+except ModuleNotFoundError: raise ModuleNotFoundError("vitkd.distributed needs accelerate: pip install 'vitkd[dist]'") from None
+from fastai.distributed import DistributedTrainer  # after accelerate: without it, fastai's module fails with a NameError
 from fastai.torch_core import apply
 from fastcore.basics import patch, noop
 from fastcore.imports import in_notebook
@@ -57,8 +59,6 @@ def shard_bounds(n:int, rank:int, world:int) -> tuple[int,int]:
 def init_distributed() -> tuple[int,int]:
     "Set up the process group from a launcher's environment (through Accelerate), if there is one; return (rank, world)"
     if int(os.environ.get('WORLD_SIZE', 1) or 1) > 1 and not dist.is_initialized():
-        try: from accelerate import PartialState
-        except ModuleNotFoundError: raise ModuleNotFoundError("data-parallel training needs accelerate: pip install 'vitkd[dist]'") from None
         PartialState(cpu=default_device().type == 'cpu')  # the process group (gloo on the CPU), and on GPUs this rank's device
     return rank_world()
 
@@ -266,8 +266,6 @@ class DataParallelTrainer(DistributedTrainer):
         self.rank,self.world = rank_world()
         self.active = self.world > 1 and not hasattr(self.learn, 'lr_finder')
         if not self.active: return
-        try: from accelerate import Accelerator
-        except ModuleNotFoundError: raise ModuleNotFoundError("data-parallel training needs accelerate: pip install 'vitkd[dist]'") from None
         dev = torch.device(getattr(self.dls, 'device', None) or next(self.model.parameters()).device)
         self.accelerator = Accelerator(cpu=dev.type == 'cpu', mixed_precision='no', **self.kwargs)  # fastai's MixedPrecision does the autocast
         train = self.dls.train
