@@ -1,34 +1,33 @@
 """Execute library notebooks in place so that their outputs are committed (readers on GitHub see results; Quarto is
 not available to render docs). Cells flagged with the project's test flags (`#| slow`, `#| gpu`) are skipped, as in
-the tests; set VITKD_TEST_FLAGS="slow" to run them too. Usage: python tools/execute_notebooks.py [nbs/NAME.ipynb ...]"""
+the tests, and so are `#| eval: false` cells; set VITKD_TEST_FLAGS="slow" to run the flagged ones too. Usage: python tools/execute_notebooks.py [nbs/NAME.ipynb ...]"""
 import os, sys, time
 from pathlib import Path
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 from nbdev.config import get_config
-from nbdev.process import NBProcessor
-from nbdev.frontmatter import FrontmatterProc
+from nbdev.process import extract_directives
 from fastcore.xtras import working_directory
+from fastcore.basics import AttrDict
 
 root = Path(__file__).resolve().parent.parent
 cfg = get_config(path=root)
 skip = set(cfg.tst_flags.split('|')) - set(os.environ.get('VITKD_TEST_FLAGS', '').split())
 
-def _skip(cell):
-    if cell.cell_type != 'code': return True
-    return bool(skip & (getattr(cell, 'directives_', {}) or {}).keys())
+def _skip(cell) -> bool:
+    "Whether a code cell is not run: flagged with a skipped test flag, or `#| eval: false`"
+    d = extract_directives(AttrDict(source=cell.source), remove=False)  # read from the cell itself: no index to keep aligned
+    return bool(skip & d.keys()) or d.get('eval:', [''])[0].lower() == 'false'
 
 def execute(path:Path):
     "Run `path`'s cells (skipping flagged ones), store their outputs in the notebook; raise on the first error"
     nb = read_nb(path)
-    proc = NBProcessor(path, procs=FrontmatterProc, process=True).nb  # parses the #| directives
-    flags = {i: _skip(c) for i,c in enumerate(proc.cells)}
     shell = CaptureShell(path)
     t0 = time.time()
     with working_directory(path.parent):
         for i,cell in enumerate(nb.cells):
             if cell.cell_type != 'code': continue
-            if flags[i]: cell.outputs, cell.execution_count = [], None; continue
+            if _skip(cell): cell.outputs, cell.execution_count = [], None; continue
             shell.cell(cell)
             if shell.exc: raise RuntimeError(f"{path.name}: cell {i} failed:\n{shell.prettytb(fname=path)}")
     write_nb(nb, path)
