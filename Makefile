@@ -5,12 +5,17 @@ PRESET  ?= quick
 OUT     ?= runs
 ONLY    ?=
 STAMP   := $(VENV)/.vitkd-installed
+DIST    := $(VENV)/.vitkd-dist-installed
 
 .PHONY: study test report publish docs export clean-venv
 
 $(STAMP): settings.ini setup.py constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,detection]"
+	touch $@
+
+$(DIST): $(STAMP)  ## the tests also need the dist extra (Accelerate, Ray); the study does not
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,detection,dist]"
 	touch $@
 
@@ -18,7 +23,7 @@ study: $(STAMP)  ## run the study (PRESET=quick|smoke|full, ONLY="a b") and writ
 	$(VENV)/bin/vitkd-study run --preset $(PRESET) --out $(OUT) $(if $(ONLY),--only $(ONLY)); \
 	  status=$$?; $(VENV)/bin/vitkd-study report $(OUT)/$(PRESET); exit $$status
 
-test: $(STAMP)  ## notebook tests, library tests and the smoke study
+test: $(DIST)  ## notebook tests, library tests and the smoke study
 	$(PY) -m pytest -q tests --durations=15
 
 publish: $(STAMP)  ## copy the finished run into results/$(PRESET) and its claims table into README.md
