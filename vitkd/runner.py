@@ -12,7 +12,8 @@ from .study import PRESETS, preset_cfg, md_table
 # %% auto #0
 __all__ = ['DEPENDS', 'KEEP', 'EXTRAS', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order', 'select',
            'CorruptState', 'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute', 'run_experiment',
-           'StudyLocked', 'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme', 'publish', 'main']
+           'StudyLocked', 'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme', 'publish',
+           'compare_runs', 'compare_report', 'main']
 
 # %% ../nbs/21_runner.ipynb #cell-6
 DEPENDS = {'kd_vit': ('baselines',), 'kd_cache': ('baselines', 'kd_vit'), 'datafree': ('baselines',),
@@ -315,6 +316,57 @@ def publish(preset_dir:str|Path, dest:str|Path, readme:str|Path|None=None) -> Pa
     if readme: update_readme(dest, readme)
     return write_report(dest)
 
+# %% ../nbs/21_runner.ipynb #cell-compare
+def _pair_claims(ca:list[dict], cb:list[dict]) -> list[tuple]:
+    "Pairs (a, b) of two runs' claims of one experiment: equal texts first, then the rest by position (None: missing)"
+    texts = [c['claim'] for c in cb]
+    pairs, used = [], set()
+    for x in ca:
+        j = next((j for j,t in enumerate(texts) if t == x['claim'] and j not in used), None)
+        if j is not None: used.add(j)
+        pairs.append([x, None if j is None else cb[j]])
+    rest = [y for j,y in enumerate(cb) if j not in used]
+    for p in pairs:
+        if p[1] is None and rest: p[1] = rest.pop(0)
+    return [tuple(p) for p in pairs] + [(None, y) for y in rest]
+
+def _change(va:str, vb:str) -> str:
+    if va == vb: return 'same'
+    if {va, vb} == {'reproduced', 'not reproduced'}: return 'flipped'
+    if 'missing' in (va, vb): return 'missing'
+    return 'decided once'
+
+def compare_runs(a:str|Path, b:str|Path) -> list[dict]:
+    "Claim by claim, the verdicts of two run folders of the finished experiments (e.g. two fresh runs of one preset)"
+    runs = []
+    for d in (Path(a), Path(b)):
+        if not d.is_dir(): raise FileNotFoundError(f"no run folder {d}: give two preset folders, e.g. runs/quick results/quick")
+        runs.append(_experiments(d)[1])
+    ma,mb = runs
+    f = lambda c: '' if c is None else f"{c['diff']:+.3g}{c.get('unit','')}"
+    rows = []
+    for n in [n for n in ma if n in mb] + [n for n in ma if n not in mb] + [n for n in mb if n not in ma]:
+        for x,y in _pair_claims(ma.get(n, {}).get('claims', []), mb.get(n, {}).get('claims', [])):
+            va,vb = (c['verdict'] if c else 'missing' for c in (x, y))
+            rows.append(dict(experiment=n, claim=(x or y)['claim'], verdict_a=va, verdict_b=vb, difference_a=f(x), difference_b=f(y),
+                             change=_change(va, vb)))
+    return rows
+
+def compare_report(a:str|Path, b:str|Path) -> tuple[str, int]:
+    "The comparison of two run folders as markdown, and the number of claims whose verdict differs"
+    rows = compare_runs(a, b)
+    changed = sum(r['change'] != 'same' for r in rows)
+    count = lambda k: sum(r['change'] == k for r in rows)
+    decided = sum(r['verdict_a'] == r['verdict_b'] != 'inconclusive' for r in rows)
+    sa,sb = (_experiments(Path(d))[0] for d in (a, b))
+    secs = [dict(experiment=n, seconds_a=sa.get(n, {}).get('seconds', ''), seconds_b=sb.get(n, {}).get('seconds', '')) for n in dict.fromkeys([*sa, *sb])]
+    lines = [f'# Comparing two runs: a = `{a}`, b = `{b}`', '',
+             f'{len(rows)} claims: {count("same")} with the same verdict ({decided} of them decided in both), '
+             f'{count("flipped")} flipped, {count("decided once")} decided in one run only, {count("missing")} in one run only.', '',
+             md_table(rows) if rows else '(neither run has a finished experiment with claims)', '', '## Wall time per experiment (s)', '',
+             md_table(secs) if secs else '(none)', '']
+    return '\n'.join(lines), changed
+
 # %% ../nbs/21_runner.ipynb #cell-27
 def main(argv=None):
     "Entry point of the `vitkd-study` command"
@@ -338,6 +390,9 @@ def main(argv=None):
     pb = sub.add_parser('publish', help='copy a finished run (notebooks, results, figures) into DEST, e.g. results/quick')
     pb.add_argument('dir', help='a preset folder, e.g. runs/quick'); pb.add_argument('dest', help='where to copy it')
     pb.add_argument('--readme', default=None, help="also copy the claims table into this README's claims block")
+    cp = sub.add_parser('compare', help="compare two runs' verdicts claim by claim (exit 1 when any differs)")
+    cp.add_argument('a', help='a preset folder, e.g. results/quick'); cp.add_argument('b', help='another, e.g. runs/quick')
+    cp.add_argument('--out', default=None, help='also write the comparison to this markdown file')
     ls = sub.add_parser('list', help='list the experiments and presets')
     ls.add_argument('--nbs', default=None)
     a = p.parse_args(argv)
@@ -345,6 +400,11 @@ def main(argv=None):
         if a.cmd=='list':
             print('experiments:', ' '.join(select(find_experiments(a.nbs or study_nbs_dir()))))
             print('presets:', ' '.join(PRESETS)); return 0
+        if a.cmd=='compare':
+            txt,changed = compare_report(a.a, a.b)
+            print(txt)
+            if a.out: print(f'wrote {atomic_write(a.out, txt)}')
+            return int(changed > 0)
         if a.cmd=='publish':
             print(f'wrote {publish(a.dir, a.dest, a.readme)}'); return 0
         if a.cmd=='report':
