@@ -221,6 +221,8 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
 def _num(v, digits:int=3):
     return round(v, digits) if isinstance(v, float) and v == v and abs(v) != float('inf') else v
 
+def _diff(c:dict) -> str: return f"{c['diff']:+.3g}{c.get('unit','')}"  # a claim's difference, in its unit
+
 def claims_rows(metrics:dict[str,dict]) -> list[dict]:
     "The claims table: one row per claim of each experiment in `metrics` (name -> metrics.json)"
     rows = []
@@ -228,13 +230,14 @@ def claims_rows(metrics:dict[str,dict]) -> list[dict]:
         for c in m.get('claims', []):
             iv = c.get('lo'), c.get('hi')
             f = lambda v: '-inf' if v == float('-inf') else '+inf' if v == float('inf') else f'{v:+.3g}'
-            rows.append(dict(experiment=n, claim=c['claim'], n=c['n'], difference=f"{c['diff']:+.3g}{c.get('unit','')}",
+            rows.append(dict(experiment=n, claim=c['claim'], n=c['n'], difference=_diff(c),
                              interval=f'[{f(iv[0])}, {f(iv[1])}]', mde=f"{c['mde']:.3g}" if c['mde'] != float('inf') else 'inf',
                              verdict=c['verdict'], source=c.get('source', '')))
     return rows
 
 def _experiments(preset_dir:Path) -> tuple[dict, dict]:
     "Status and valid metrics of each run folder under `preset_dir`; a corrupt folder reads as failed, naming the file"
+    if not preset_dir.is_dir(): raise FileNotFoundError(f"no run folder {preset_dir}: run `vitkd-study run` first, or name a preset folder such as runs/quick")
     status,metrics = {},{}
     for d in sorted(p for p in preset_dir.iterdir() if p.is_dir() and not p.name.startswith('.')):
         st = experiment_status(d)
@@ -249,7 +252,6 @@ def _experiments(preset_dir:Path) -> tuple[dict, dict]:
 def write_report(preset_dir:str|Path) -> Path:
     "Write `preset_dir/REPORT.md` from the experiments' `status.json` and (valid) `metrics.json` files"
     preset_dir = Path(preset_dir)
-    if not preset_dir.is_dir(): raise FileNotFoundError(f"no run folder {preset_dir}: run `vitkd-study run` first")
     status,metrics = _experiments(preset_dir)
     claims = claims_rows(metrics)
     decided = sum(c['verdict'] != 'inconclusive' for c in claims)
@@ -273,7 +275,7 @@ def write_report(preset_dir:str|Path) -> Path:
         if m.get('info'): lines.append('')
         for c in m.get('claims', []):
             lines.append(f"- **{c['verdict']}**: {c['claim']} ({c.get('source','')}). {c.get('measured','')} "
-                         f"n={c['n']}, difference {c['diff']:+.3g}{c.get('unit','')}, 95% CI [{c['lo']:+.3g}, {c['hi']:+.3g}], "
+                         f"n={c['n']}, difference {_diff(c)}, 95% CI [{c['lo']:+.3g}, {c['hi']:+.3g}], "
                          f"MDE {c['mde']:.3g}; {c.get('reason','')}.")
         if m.get('claims'): lines.append('')
         for t in m.get('tables', []):
@@ -336,14 +338,9 @@ def _change(va:str, vb:str) -> str:
     if 'missing' in (va, vb): return 'missing'
     return 'decided once'
 
-def compare_runs(a:str|Path, b:str|Path) -> list[dict]:
-    "Claim by claim, the verdicts of two run folders of the finished experiments (e.g. two fresh runs of one preset)"
-    runs = []
-    for d in (Path(a), Path(b)):
-        if not d.is_dir(): raise FileNotFoundError(f"no run folder {d}: give two preset folders, e.g. runs/quick results/quick")
-        runs.append(_experiments(d)[1])
-    ma,mb = runs
-    f = lambda c: '' if c is None else f"{c['diff']:+.3g}{c.get('unit','')}"
+def _compare_rows(ma:dict, mb:dict) -> list[dict]:
+    "Claim by claim, the verdicts of two runs' metrics (experiment -> metrics.json)"
+    f = lambda c: '' if c is None else _diff(c)
     rows = []
     for n in [n for n in ma if n in mb] + [n for n in ma if n not in mb] + [n for n in mb if n not in ma]:
         for x,y in _pair_claims(ma.get(n, {}).get('claims', []), mb.get(n, {}).get('claims', [])):
@@ -352,13 +349,17 @@ def compare_runs(a:str|Path, b:str|Path) -> list[dict]:
                              change=_change(va, vb)))
     return rows
 
+def compare_runs(a:str|Path, b:str|Path) -> list[dict]:
+    "Claim by claim, the verdicts of two run folders of the finished experiments (e.g. two fresh runs of one preset)"
+    return _compare_rows(_experiments(Path(a))[1], _experiments(Path(b))[1])
+
 def compare_report(a:str|Path, b:str|Path) -> tuple[str, int]:
     "The comparison of two run folders as markdown, and the number of claims whose verdict differs"
-    rows = compare_runs(a, b)
+    (sa,ma),(sb,mb) = _experiments(Path(a)), _experiments(Path(b))  # each folder read once
+    rows = _compare_rows(ma, mb)
     changed = sum(r['change'] != 'same' for r in rows)
     count = lambda k: sum(r['change'] == k for r in rows)
     decided = sum(r['verdict_a'] == r['verdict_b'] != 'inconclusive' for r in rows)
-    sa,sb = (_experiments(Path(d))[0] for d in (a, b))
     secs = [dict(experiment=n, seconds_a=sa.get(n, {}).get('seconds', ''), seconds_b=sb.get(n, {}).get('seconds', '')) for n in dict.fromkeys([*sa, *sb])]
     lines = [f'# Comparing two runs: a = `{a}`, b = `{b}`', '',
              f'{len(rows)} claims: {count("same")} with the same verdict ({decided} of them decided in both), '
