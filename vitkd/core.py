@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['DRY_BS', 'bad_arg', 'check_int', 'check_number', 'check_size', 'check_choice', 'check_kwargs', 'check_module',
-           'set_seed', 'default_device', 'project_root', 'cache_dir', 'run_dir', 'atomic_write', 'save_json',
-           'load_json', 'save_csv', 'cached_result', 'config_hash', 'file_sha256', 'state_hash', 'save_checkpoint',
-           'load_checkpoint', 'file_lock', 'report_progress', 'read_progress', 'dry_run', 'dry_bs', 'timer']
+__all__ = ['bad_arg', 'check_int', 'check_number', 'check_size', 'check_choice', 'check_kwargs', 'check_module', 'set_seed',
+           'default_device', 'project_root', 'cache_dir', 'run_dir', 'atomic_write', 'save_json', 'load_json',
+           'save_csv', 'cached_result', 'config_hash', 'file_sha256', 'tensor_hash', 'state_hash', 'save_checkpoint',
+           'n_params', 'load_checkpoint', 'file_lock', 'device_sync', 'now', 'timer']
 
 # %% ../nbs/00_core.ipynb #cell-6
 def _show(v) -> str:
@@ -191,14 +191,25 @@ def file_sha256(path:str|Path, chunk:int=1<<20) -> str:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
-def state_hash(model:torch.nn.Module, n:int=12) -> str:
-    "A short hash of a model's weights (and buffers), to fingerprint what was computed from them"
-    check_module('model', model); n = check_int('n', n, 1, 64)
+def _raw_bytes(v) -> bytes:
+    if isinstance(v, str): return v.encode()
+    if isinstance(v, torch.Tensor): return v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    if isinstance(v, np.ndarray): return np.ascontiguousarray(v).tobytes()
+    bad_arg('parts', type(v).__name__, 'tensors, NumPy arrays or strings', exc=TypeError)
+
+def tensor_hash(*parts, n:int=16) -> str:
+    "A short SHA-256 of `parts` (tensors, NumPy arrays, strings) in order: each tensor's raw bytes, so equal values give equal hashes"
+    n = check_int('n', n, 1, 64)
     h = hashlib.sha256()
-    for k,v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for p in parts: h.update(_raw_bytes(p))
     return h.hexdigest()[:n]
 
-# %% ../nbs/00_core.ipynb #cell-27
+def state_hash(model:torch.nn.Module, n:int=12) -> str:
+    "A short hash of a model's weights (and buffers), to fingerprint what was computed from them"
+    check_module('model', model)
+    return tensor_hash(*(p for k,v in model.state_dict().items() for p in (k, v)), n=n)
+
+# %% ../nbs/00_core.ipynb #cell-29
 def save_checkpoint(model:torch.nn.Module, path:str|Path, meta:dict|None=None) -> Path:
     "Atomically save `model`'s state dict to `path` and `meta` (with the weights' hash) to `path.json`"
     check_module('model', model)
@@ -208,6 +219,11 @@ def save_checkpoint(model:torch.nn.Module, path:str|Path, meta:dict|None=None) -
     atomic_write(path, buf.getvalue())
     save_json({**(meta or {}), 'weights_hash': state_hash(model)}, path.with_suffix(path.suffix+'.json'))
     return path
+
+def n_params(m:torch.nn.Module) -> int:
+    "Number of trainable parameters"
+    check_module('m', m)
+    return sum(p.numel() for p in m.parameters() if p.requires_grad)
 
 def load_checkpoint(model:torch.nn.Module, path:str|Path, strict:bool=True) -> dict:
     "Load a state dict saved by `save_checkpoint` into `model` (no unpickling); return its metadata"
@@ -219,7 +235,7 @@ def load_checkpoint(model:torch.nn.Module, path:str|Path, strict:bool=True) -> d
     meta = path.with_suffix(path.suffix+'.json')
     return load_json(meta) if meta.exists() else {}
 
-# %% ../nbs/00_core.ipynb #cell-30
+# %% ../nbs/00_core.ipynb #cell-32
 @contextmanager
 def file_lock(path:str|Path, blocking:bool=True):
     "Hold an exclusive lock on `path` (POSIX `flock`; a no-op where that is unavailable) while the block runs"
@@ -231,45 +247,21 @@ def file_lock(path:str|Path, blocking:bool=True):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/00_core.ipynb #cell-33
-_progress = {}
+# %% ../nbs/00_core.ipynb #cell-35
+def device_sync(device=None):
+    "Wait for the work queued on a CUDA `device` (None: the current CUDA device, if any); nothing on the CPU"
+    if device is None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized(): torch.cuda.synchronize()
+    elif torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
-def report_progress(**fields):
-    "Merge `fields` into the progress file named by `$VITKD_PROGRESS` (no-op when unset)"
-    path = os.environ.get('VITKD_PROGRESS')
-    if not path: return
-    _progress.update(fields)
-    try: save_json(_progress, path)
-    except OSError: pass  # progress is a courtesy: never fail a run over it
+def now(device=None) -> float:
+    "`time.perf_counter()` after the work queued on `device` has finished"
+    device_sync(device)
+    return time.perf_counter()
 
-def read_progress(path:str|Path) -> dict:
-    "The fields of a progress file, or {} when it is missing or being replaced"
-    try: return load_json(path)
-    except (OSError, ValueError): return {}
-
-# %% ../nbs/00_core.ipynb #cell-36
-def dry_run() -> int:
-    "Batches per fit and evaluation in a dry run (`$VITKD_DRY_RUN`), else 0"
-    v = os.environ.get('VITKD_DRY_RUN', '').strip()
-    if not v: return 0
-    try: n = int(v)
-    except ValueError: raise ValueError(f"VITKD_DRY_RUN={v!r} is not a number of batches: set it to a positive integer, or unset it") from None
-    if n < 0: raise ValueError(f"VITKD_DRY_RUN={n} must be >= 0 (0 or unset: a real run)")
-    return n
-
-# %% ../nbs/00_core.ipynb #cell-42
-DRY_BS = 16  # the batch size cap of a dry run
-
-def dry_bs(bs:int) -> int:
-    "`bs`, or at most `DRY_BS` in a dry run"
-    return min(bs, DRY_BS) if dry_run() else bs
-
-# %% ../nbs/00_core.ipynb #cell-39
 @contextmanager
-def timer():
-    "Context manager yielding a dict whose `seconds` is filled on exit (CUDA work is synchronised first)"
-    res = {}; t0 = time.perf_counter()
+def timer(device=None):
+    "Context manager yielding a dict whose `seconds` is filled on exit (the work queued on `device` is waited for)"
+    res = {}; t0 = now(device)
     try: yield res
-    finally:
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        res['seconds'] = time.perf_counter() - t0
+    finally: res['seconds'] = now(device) - t0

@@ -4,22 +4,23 @@
 
 # %% ../nbs/01_data.ipynb #cell-1
 from __future__ import annotations
-import bz2, gzip, lzma, os, shutil, tarfile, tempfile, warnings, zlib
+import bz2, gzip, hashlib, inspect, io, lzma, os, shutil, tarfile, tempfile, warnings, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from PIL import Image
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
+from fastcore.basics import patch
 import vitkd
 from .core import *
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'DATASETS', 'DRY_PER_CLASS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive',
+__all__ = ['IMAGE_SUFFIXES', 'DATASETS', 'DLS_ATTRS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive',
            'expected_sha256', 'extract_archive', 'ImageArrays', 'arrays_fingerprint', 'folder_key',
-           'decode_image_folder', 'load_digits_arrays', 'to_rgb', 'load_images', 'dry_cut', 'stratified_split',
-           'draw_crop_flip', 'crop_flip', 'EpochSeeded', 'ArrayDL', 'image_dls', 'cifar10_dls', 'fresh_dls',
-           'balanced_subset']
+           'decode_image_folder', 'load_digits_arrays', 'to_rgb', 'load_images', 'stratified_split', 'cut_per_class',
+           'draw_crop_flip', 'crop_flip', 'EpochSeeded', 'ArrayDL', 'image_dls', 'cifar10_dls', 'with_train_dl',
+           'fresh_dls', 'balanced_subset']
 
 # %% ../nbs/01_data.ipynb #cell-6
 class DatasetNotFound(FileNotFoundError):
@@ -185,10 +186,7 @@ def _desc(t) -> str:
 
 def arrays_fingerprint(a) -> str:
     "A hash of the pixels and labels of both splits"
-    import hashlib
-    h = hashlib.sha256()
-    for t in (a.x_train, a.y_train, a.x_test, a.y_test): h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return tensor_hash(a.x_train, a.y_train, a.x_test, a.y_test)
 
 # %% ../nbs/01_data.ipynb #cell-16
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
@@ -202,7 +200,7 @@ def folder_key(root:str|Path, classes:list|None=None) -> str:
     "A hash of the image files under `root/{train,test}/<class>/`: their paths, sizes and modification times"
     root = Path(root)
     classes = classes if classes is not None else _folder_classes(root)
-    h = __import__('hashlib').sha256(repr(classes).encode())
+    h = hashlib.sha256(repr(classes).encode())
     for s in ('train', 'test'):
         for c in classes:
             with os.scandir(root/s/c) as it:  # DirEntry: no Path objects, one stat per file
@@ -248,7 +246,7 @@ def decode_image_folder(root:str|Path, name:str|None=None) -> ImageArrays:
     (xtr,ytr),(xte,yte) = _decode(files['train'], classes, root/'train'), _decode(files['test'], classes, root/'test')
     a = ImageArrays(*map(torch.from_numpy, (xtr,ytr,xte,yte)), classes=classes, name=name or root.name)
     for p in parts:
-        buf = __import__('io').BytesIO(); np.save(buf, getattr(a,p).numpy()); atomic_write(cdir/f'{p}.npy', buf.getvalue())
+        buf = io.BytesIO(); np.save(buf, getattr(a,p).numpy()); atomic_write(cdir/f'{p}.npy', buf.getvalue())
     save_json({'classes': classes, 'name': a.name, 'fingerprint': a.fingerprint, 'root': str(root.resolve())}, cdir/'meta.json')
     return a
 
@@ -282,17 +280,6 @@ def _download_cifar10() -> Path:
 
 def load_images(name:str='cifar10', fallback:bool=True, verbose:bool=True, dirs:list|None=None) -> ImageArrays:
     "A dataset by name ('cifar10', 'cifar10_tiny', 'digits') as ImageArrays; digits if CIFAR-10 is missing and `fallback`"
-    a = _load_images(name, fallback, verbose, dirs)
-    return dry_cut(a) if dry_run() else a
-
-DRY_PER_CLASS = (64, 16) # training and test images per class that a dry run keeps
-
-def dry_cut(a:ImageArrays, per_class:tuple=DRY_PER_CLASS) -> ImageArrays:
-    "`a` cut to `per_class` (train, test) images of each class, as a dry run uses it: the same shapes, a fraction of the data"
-    tr,_ = stratified_split(a.y_train, per_class[0], 0., 0); te,_ = stratified_split(a.y_test, per_class[1], 0., 0)
-    return ImageArrays(a.x_train[tr], a.y_train[tr], a.x_test[te], a.y_test[te], a.classes, f'{a.name}@dry')
-
-def _load_images(name, fallback, verbose, dirs) -> ImageArrays:
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if name=='digits': return load_digits_arrays()
     try:
@@ -324,7 +311,14 @@ def stratified_split(y:torch.Tensor, n_per_class:int|None=None, valid_pct:float=
         va.append(idx[:nv]); tr.append(idx[nv:])
     return torch.cat(tr).sort().values, torch.cat(va).sort().values
 
-# %% ../nbs/01_data.ipynb #cell-33
+# %% ../nbs/01_data.ipynb #cell-31
+def cut_per_class(a:ImageArrays, n_train:int, n_test:int, seed:int=0) -> ImageArrays:
+    "`a` cut to `n_train` training and `n_test` test images of each class (seeded, class-balanced)"
+    _check_arrays('a', a); check_int('n_train', n_train); check_int('n_test', n_test)
+    tr,_ = stratified_split(a.y_train, n_train, 0., seed); te,_ = stratified_split(a.y_test, n_test, 0., seed)
+    return ImageArrays(a.x_train[tr], a.y_train[tr], a.x_test[te], a.y_test[te], a.classes, f'{a.name}@{n_train}+{n_test}')
+
+# %% ../nbs/01_data.ipynb #cell-34
 def draw_crop_flip(n:int, pad:int=4, flip:bool=True, generator:torch.Generator|None=None):
     "Random crop offsets in [0, 2*pad] (dy, dx) and flip flags for `n` images"
     n,pad = check_int('n', n, lo=0), check_int('pad', pad, lo=0)
@@ -350,11 +344,11 @@ def crop_flip(x:torch.Tensor, offsets:torch.Tensor, flips:torch.Tensor, pad:int=
     bi = torch.arange(n, device=x.device)[:,None,None]
     return xp.permute(0,2,3,1)[bi, rows[:,:,None], cols[:,None,:]].permute(0,3,1,2)
 
-# %% ../nbs/01_data.ipynb #cell-37
+# %% ../nbs/01_data.ipynb #cell-38
 # what a fastai DataLoader takes besides what ArrayDL sets itself: its options, and the methods it lets a caller replace
 # (fastai's get_preds passes get_idxs), except those ArrayDL defines (replacing them would drop the augmentation)
 _DL_METHODS = [m for m in DataLoader._methods if m not in ('before_iter', 'shuffle_fn', 'do_batch', 'after_batch')]
-_DL_KWARGS = [k for k in __import__('inspect').signature(DataLoader.__init__).parameters
+_DL_KWARGS = [k for k in inspect.signature(DataLoader.__init__).parameters
               if k not in ('self', 'dataset', 'bs', 'shuffle', 'drop_last', 'device', 'kwargs')] + _DL_METHODS
 
 class EpochSeeded:
@@ -374,7 +368,7 @@ class ArrayDL(EpochSeeded, DataLoader):
         if not isinstance(y, torch.Tensor) or y.ndim != 1: bad_arg('y', _desc(y), 'a 1-d tensor of labels, one per image')
         if len(x)!=len(y): raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
         check_kwargs('ArrayDL', kwargs, _DL_KWARGS)
-        bs,pad,seed = dry_bs(check_int('bs', bs)), check_int('pad', pad, lo=0), check_int('seed', seed, lo=0)
+        bs,pad,seed = check_int('bs', bs), check_int('pad', pad, lo=0), check_int('seed', seed, lo=0)
         self.x,self.y,self.augment,self.pad,self.seed = x,y,augment,pad,seed
         xf = x[:2048].float().cpu()/255
         self.mean = torch.as_tensor(mean if mean is not None else xf.mean((0,2,3))).float().view(1,-1,1,1)
@@ -413,7 +407,7 @@ class ArrayDL(EpochSeeded, DataLoader):
         mean,std = self.stats_on(x.device)
         return x*std + mean
 
-# %% ../nbs/01_data.ipynb #cell-42
+# %% ../nbs/01_data.ipynb #cell-43
 def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0.1, augment:bool=True,
               seed:int=0, device=None, eval_bs:int|None=None) -> DataLoaders:
     "fastai `DataLoaders` (train, valid, test) over `a`: `subset` images per class, `valid_pct` of them held for validation"
@@ -436,21 +430,31 @@ def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0
     dls.data_cfg = dict(dataset=a.name, fingerprint=a.fingerprint, subset=subset, valid_pct=valid_pct, seed=seed, augment=augment)
     return dls
 
-DataLoaders.test = property(lambda self: self.loaders[2] if len(self.loaders)>2 else None)
+@patch(as_prop=True)
+def test(self:DataLoaders):
+    "The third loader (the held-out test split), or None"
+    return self.loaders[2] if len(self.loaders) > 2 else None
 
 def cifar10_dls(subset:int|None=None, bs:int=128, dataset:str='cifar10', **kwargs) -> DataLoaders:
     "CIFAR-10 `DataLoaders` (digits at 32 px if no CIFAR-10 is found): the study's default data"
     return image_dls(load_images(dataset), bs=bs, subset=subset, **kwargs)
 
-# %% ../nbs/01_data.ipynb #cell-45
+# %% ../nbs/01_data.ipynb #cell-46
+DLS_ATTRS = ('n_inp', 'c', 'vocab', 'name', 'fingerprint', 'data_cfg')  # what a copy of DataLoaders carries over
+
+def with_train_dl(dls:DataLoaders, train_dl) -> DataLoaders:
+    "`DataLoaders` of `train_dl` and `dls`'s other loaders, with `dls`'s attributes (`DLS_ATTRS`)"
+    if not isinstance(dls, DataLoaders): bad_arg('dls', type(dls).__name__, 'fastai DataLoaders', exc=TypeError)
+    new = DataLoaders(train_dl, *dls.loaders[1:], device=dls.device)
+    for k in DLS_ATTRS:
+        if hasattr(dls, k): setattr(new, k, getattr(dls, k))
+    return new
+
 def fresh_dls(dls:DataLoaders) -> DataLoaders:
     "A copy of `dls` whose training loader starts again at its first epoch (same seed: the same batches, in order)"
     if not isinstance(dls, DataLoaders) or not hasattr(dls.train, 'new'):
         bad_arg('dls', type(dls).__name__, 'fastai DataLoaders (e.g. from image_dls or vitkd.detect.data.detection_dls)', exc=TypeError)
-    new = DataLoaders(dls.train.new(), *dls.loaders[1:], device=dls.device)
-    for k in ('c','vocab','name','fingerprint','data_cfg'):
-        if hasattr(dls, k): setattr(new, k, getattr(dls, k))
-    return new
+    return with_train_dl(dls, dls.train.new())
 
 def balanced_subset(dl:ArrayDL, n:int|None, seed:int=0) -> ArrayDL:
     "`dl` restricted to about `n` images, the same number from each class (all of `dl` when `n` is None)"
