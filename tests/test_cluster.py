@@ -1,4 +1,4 @@
-"""The study's sub-runs on a local Ray instance with 2 CPU workers (vitkd.cluster): the smoke preset's norm_batch_size
+"""The study's sub-runs on a local Ray instance with 2 CPU workers (vitkd.study.executors): the smoke preset's norm_batch_size
 experiment through `vitkd-study run --executor ray --ray-address ...` with a worker killed mid-run, against the plain
 runner; and failure isolation and resume of `ray_map`."""
 import json, os, signal, subprocess, sys, time
@@ -80,7 +80,7 @@ def test_ray_executor_matches_plain_runner_with_a_worker_killed(tmp_path, ray_ad
 
 def test_failed_subrun_fails_after_the_others_are_stored_and_resumes(tmp_path, ray_address):
     "A sub-run that raises fails the call with its own exception; the others are stored; the next call computes only the missing one"
-    from vitkd.cluster import ray_map
+    from vitkd.study.executors import ray_map
     from vitkd.core import load_json
     def step(i, fail):
         if i == fail: raise ZeroDivisionError(f'sub-run {i} divides by zero')

@@ -4,8 +4,8 @@ import tempfile
 from pathlib import Path
 from hypothesis import given, settings, strategies as st
 from vitkd.core import cached_result, load_json
-from vitkd.runner import run_experiment, experiment_status, valid_metrics, write_report
-from vitkd.study import Results
+from vitkd.study.runner import run_experiment, experiment_status, valid_metrics, write_report
+from vitkd.study.results import Results
 from vitkd.verdicts import beats
 
 N_STEPS = 4  # sub-runs of the fake experiment; a kill can hit before or after each, or after its metrics are saved

@@ -25,11 +25,11 @@ def test_wheel_ships_the_experiments(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     study = sorted(Path(n).stem for n in names if n.startswith('vitkd/study_nbs/') and n.endswith('.ipynb'))
     assert study == sorted(p.stem for p in (ROOT/'nbs'/'study').glob('*.ipynb')), study
-    assert 'vitkd/runner.py' in names and any(n.endswith('LICENSE') for n in names)
+    assert 'vitkd/study/runner.py' in names and any(n.endswith('LICENSE') for n in names)
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('METADATA'))).decode()
     assert 'Requires-Python: >=3.10' in meta and 'Provides-Extra: detection' in meta and 'Provides-Extra: dist' in meta
     ep = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('entry_points.txt'))).decode()
-    assert 'vitkd-study = vitkd.runner:main' in ep
+    assert 'vitkd-study = vitkd.study.runner:main' in ep
     print(f'wheel {wheel.name}: {wheel.stat().st_size/2**20:.2f} MiB, {len(names)} files')
 
 def _clean_env() -> dict:
@@ -53,7 +53,7 @@ def test_installed_wheel_runs_the_study_outside_a_checkout(wheel, tmp_path):
     env = _venv(tmp_path, wheel)
     work = tmp_path/'work'; work.mkdir()  # no settings.ini above it: not a checkout
     e = {**os.environ, 'VITKD_DATA': str(ROOT.parent/'shared'/'data'), 'PYTHONPATH': ''}
-    r = subprocess.run([str(env/'bin'/'python'), '-c', 'import vitkd, vitkd.runner as r; print(vitkd.__file__); print(r.study_nbs_dir())'],
+    r = subprocess.run([str(env/'bin'/'python'), '-c', 'import vitkd, vitkd.study.runner as r; print(vitkd.__file__); print(r.study_nbs_dir())'],
                        capture_output=True, text=True, cwd=work, env=e)
     assert r.returncode == 0, r.stderr[-3000:]
     where = r.stdout.split()

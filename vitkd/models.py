@@ -29,10 +29,14 @@ def _cfg_value(v):
     if isinstance(v, (list, tuple)): return [_cfg_value(o) for o in v]
     if isinstance(v, dict): return {str(k): _cfg_value(o) for k,o in v.items()}
     if isinstance(v, type) or inspect.isfunction(v): return f'{v.__module__}.{v.__qualname__}'
+    if isinstance(v, functools.partial): return dict(partial=_cfg_value(v.func), args=_cfg_value(list(v.args)), keywords=_cfg_value(v.keywords))
     bad_arg('kwargs', v, 'JSON values, classes or functions (they are recorded in model.cfg, which keys the model cache)', exc=TypeError)
 
 def _from_path(v):
-    "A class or function recorded by its import path ('pkg.mod.Name'), else `v` as it is"
+    "A class or function recorded by its import path ('pkg.mod.Name'), or a partial recorded as a dict, else `v` as it is"
+    if isinstance(v, dict) and set(v) == {'partial', 'args', 'keywords'}:
+        return functools.partial(_from_path(v['partial']), *v['args'], **{k: _from_path(o) for k,o in v['keywords'].items()})
+    if isinstance(v, dict): return {k: _from_path(o) for k,o in v.items()}
     if not (isinstance(v, str) and '.' in v and all(p.isidentifier() for p in v.split('.'))): return v
     mod,_,name = v.rpartition('.')
     try: o = getattr(importlib.import_module(mod), name)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/31_study.presets.ipynb #cell-1
 from __future__ import annotations
-import math
+import copy, math
 from ..core import *
 from .modes import dry_run, dry_sizes
 
@@ -33,7 +33,7 @@ def preset_cfg(preset:str) -> dict:
     "The settings of `preset` (its shared models' recipes capped in a dry run); an unknown name is refused with the valid ones"
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     P = dict(PRESETS[preset], preset=preset)
-    return {**P, **dry_sizes({r: P[r] for r in ROLES})} if dry_run() else P
+    return dry_sizes(P) if dry_run() else P
 
 def recipe(preset:str, role:str='vit', seed:int=0, **overrides) -> dict:
     "Training settings (`fit_classifier` arguments) of the shared model `role` ('cnn', 'rednet' or 'vit') of `preset`"
@@ -110,7 +110,7 @@ def sizes(name:str, preset:str) -> dict:
     "The sizes of experiment `name` for `preset` (their dry transform in a dry run)"
     if name not in SIZES: bad_arg('name', name, 'an experiment with sizes: ' + ', '.join(SIZES), 'add its sizes to vitkd.study.presets.SIZES')
     preset_cfg(preset)
-    S = SIZES[name][preset]
+    S = copy.deepcopy(SIZES[name][preset])  # an experiment may add to its copy
     return dry_sizes(S) if dry_run() else S
 
 # %% ../../nbs/31_study.presets.ipynb #cell-12

@@ -12,10 +12,10 @@ from .presets import DEPENDS, PRESETS, SIZES, preset_cfg, preset_cost
 from .results import md_table
 
 # %% auto #0
-__all__ = ['KEEP', 'EXTRAS', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order', 'select',
-           'CorruptState', 'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute', 'run_experiment',
-           'StudyLocked', 'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme', 'publish',
-           'compare_runs', 'compare_report', 'list_study', 'main']
+__all__ = ['KEEP', 'EXTRAS', 'QUIET_WARNINGS', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order',
+           'select', 'CorruptState', 'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute',
+           'run_experiment', 'StudyLocked', 'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme',
+           'scrub_paths', 'publish', 'compare_runs', 'compare_report', 'list_study', 'main']
 
 # %% ../../nbs/39_study.runner.ipynb #cell-6
 def study_nbs_dir() -> Path:
@@ -165,6 +165,9 @@ def _watch(bar, name:str, progress:Path, stop:threading.Event, tty:bool, every:f
         elif msg and msg != last and time.perf_counter() - shown >= every:
             bar.write(f'  {name}: {msg} ({time.perf_counter()-t0:.0f} s)'); last,shown = msg,time.perf_counter()
 
+# deprecation notices that third-party imports print in every kernel (fastai on torch 2.14 and pandas 3): not the reader's concern
+QUIET_WARNINGS = 'ignore::FutureWarning:torch.jit._script,ignore::Warning:fastai.tabular.core'
+
 def preset_dir(out:str|Path, preset:str, dry_run:int=0) -> Path:
     "The folder of one preset's run folders: `out/preset`, or `out/preset-dry` for a dry run"
     return Path(out)/(f'{preset}-dry' if dry_run else preset)
@@ -179,7 +182,7 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
     depends = DEPENDS if depends is None else depends
     names = run_order(select(available, only), depends)
     pdir = preset_dir(out, preset, dry_run); pdir.mkdir(parents=True, exist_ok=True)
-    env = {**(env or {}), **({'VITKD_DRY_RUN': str(dry_run)} if dry_run else {})}  # for the notebooks' kernels
+    env = {'PYTHONWARNINGS': QUIET_WARNINGS, **(env or {}), **({'VITKD_DRY_RUN': str(dry_run)} if dry_run else {})}  # for the notebooks' kernels
     try: lock = file_lock(pdir/'.lock', blocking=False); lock.__enter__()
     except BlockingIOError:
         holder = (pdir/'.lock.pid').read_text().strip() if (pdir/'.lock.pid').exists() else '?'
@@ -301,6 +304,16 @@ def update_readme(preset_dir:str|Path, readme:str|Path) -> Path:
 # %% ../../nbs/39_study.runner.ipynb #cell-23
 PUBLISHED = ('*.ipynb', 'metrics.json', 'status.json', '*.csv', '*.png', 'log.txt', 'runs/*.json')
 
+def scrub_paths(text:str, preset_dir:str|Path) -> str:
+    "`text` with this machine's paths replaced: the run folder by runs/PRESET, the cache by $VITKD_CACHE, the checkout by ., home by ~"
+    preset_dir = Path(preset_dir).resolve()
+    subs = [(str(preset_dir), f'runs/{preset_dir.name}'), (str(cache_dir()), '$VITKD_CACHE')]
+    if project_root() is not None: subs.append((str(project_root()), '.'))
+    subs.append((str(Path.home()), '~'))
+    for a,b in sorted(subs, key=lambda ab: -len(ab[0])):  # the longest first: the run folder may sit inside the checkout
+        text = text.replace(a, b)
+    return text
+
 def publish(preset_dir:str|Path, dest:str|Path, readme:str|Path|None=None) -> Path:
     "Copy the finished experiments of `preset_dir` (notebooks, results, figures) to `dest` and write its REPORT.md"
     preset_dir,dest = Path(preset_dir),Path(dest)
@@ -311,7 +324,9 @@ def publish(preset_dir:str|Path, dest:str|Path, readme:str|Path|None=None) -> Pa
         if out.exists(): shutil.rmtree(out)
         for pat in PUBLISHED:
             for f in src.glob(pat):
-                (out/f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, out/f.relative_to(src))
+                to = out/f.relative_to(src); to.parent.mkdir(parents=True, exist_ok=True)
+                if f.suffix == '.png': shutil.copy2(f, to)
+                else: atomic_write(to, scrub_paths(f.read_text(), preset_dir))
     for d in dest.iterdir():
         if d.is_dir() and d.name not in metrics: shutil.rmtree(d)  # an experiment that is no longer ok is not shown
     if readme: update_readme(dest, readme)
