@@ -4,14 +4,18 @@
 
 # %% ../nbs/01_data.ipynb #cell-1
 from __future__ import annotations
-import bz2, gzip, hashlib, inspect, io, lzma, os, shutil, tarfile, tempfile, warnings, zlib
+import bz2, gzip, hashlib, inspect, io, lzma, os, random, re, shutil, tarfile, tempfile, warnings, zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from PIL import Image
 from fastai.data.load import DataLoader
-from fastai.data.core import DataLoaders
+from fastai.data.core import DataLoaders, TfmdDL
+from fastai.data.transforms import CategoryMap, Normalize
+from fastai.torch_core import to_device
 from fastcore.basics import patch
+from fasttransform import Pipeline
 import vitkd
 from .core import *
 
@@ -19,8 +23,9 @@ from .core import *
 __all__ = ['IMAGE_SUFFIXES', 'DATASETS', 'DLS_ATTRS', 'DatasetNotFound', 'data_dirs', 'find_data', 'CorruptArchive',
            'expected_sha256', 'extract_archive', 'ImageArrays', 'arrays_fingerprint', 'folder_key',
            'decode_image_folder', 'load_digits_arrays', 'to_rgb', 'load_images', 'stratified_split', 'cut_per_class',
-           'draw_crop_flip', 'crop_flip', 'EpochSeeded', 'ArrayDL', 'image_dls', 'cifar10_dls', 'with_train_dl',
-           'fresh_dls', 'balanced_subset']
+           'draw_crop_flip', 'crop_flip', 'EpochSeeded', 'ArrayIndices', 'ArrayDL', 'ArrayDataLoaders', 'image_dls',
+           'cifar10_dls', 'with_train_dl', 'fresh_dls', 'balanced_subset', 'norm_stats', 'seeded_rngs', 'ReplayDL',
+           'replayable_dls']
 
 # %% ../nbs/01_data.ipynb #cell-6
 class DatasetNotFound(FileNotFoundError):
@@ -109,6 +114,7 @@ def extract_archive(archive:str|Path, dest:str|Path|None=None) -> Path:
     archive = Path(archive)
     if not archive.is_file(): raise DatasetNotFound(f"archive={str(archive)!r} is not a file: check the path (find_data('cifar10.tgz') finds it)")
     dest = Path(dest or cache_dir('data'))
+    dest.mkdir(parents=True, exist_ok=True)  # a cache folder named for the first time: its parents too
     out = dest/archive.name.split('.')[0]
     sha = file_sha256(archive)
     want = expected_sha256(archive)
@@ -345,11 +351,19 @@ def crop_flip(x:torch.Tensor, offsets:torch.Tensor, flips:torch.Tensor, pad:int=
     return xp.permute(0,2,3,1)[bi, rows[:,:,None], cols[:,None,:]].permute(0,3,1,2)
 
 # %% ../nbs/01_data.ipynb #cell-38
-# what a fastai DataLoader takes besides what ArrayDL sets itself: its options, and the methods it lets a caller replace
-# (fastai's get_preds passes get_idxs), except those ArrayDL defines (replacing them would drop the augmentation)
-_DL_METHODS = [m for m in DataLoader._methods if m not in ('before_iter', 'shuffle_fn', 'do_batch', 'after_batch')]
+# the fastai DataLoader options ArrayDL passes on (num_workers, pin_memory, ...) and the methods a caller may replace
+# (fastai's get_preds passes get_idxs); the other methods (after_item, before_batch, after_batch, do_batch, ...) would
+# bypass or replace ArrayDL's own batching, augmentation and normalisation, so they are refused with the reason
+_DL_METHODS = ['get_idxs', 'wif', 'after_iter']
 _DL_KWARGS = [k for k in inspect.signature(DataLoader.__init__).parameters
-              if k not in ('self', 'dataset', 'bs', 'shuffle', 'drop_last', 'device', 'kwargs')] + _DL_METHODS
+              if k not in ('self', 'dataset', 'bs', 'shuffle', 'drop_last', 'device', 'kwargs', *DataLoader._methods)] + _DL_METHODS
+
+def _refuse_tfms(where:str, kwargs:dict):
+    bad = [k for k in kwargs if k in DataLoader._methods and k not in _DL_METHODS]
+    if bad: raise TypeError(
+        f"{where} does not take {', '.join(bad)}: an ArrayDL indexes, augments (crop and flip, recorded for logit caches) and "
+        "normalises whole batches itself, so fastai transforms there would be bypassed or would drop its own. Fix: transform "
+        "the uint8 images first, or build fastai DataLoaders (ImageDataLoaders.from_folder, a DataBlock) for fastai transforms")
 
 class EpochSeeded:
     "A loader's generator for each epoch, from its `seed` and `epoch`, and the shuffle drawn from it: the same batches for the same seed and epoch"
@@ -358,56 +372,128 @@ class EpochSeeded:
         self.gen = torch.Generator().manual_seed(self.seed*100003 + self.epoch)
     def shuffle_fn(self, idxs): return torch.randperm(len(idxs), generator=self.gen).tolist()
 
+class ArrayIndices:
+    "The dataset of an `ArrayDL`: the indices `0..n-1` into its arrays (and the empty copy `learn.export` asks for)"
+    def __init__(self, n:int): self.n = n
+    def __len__(self): return self.n
+    def __getitem__(self, i): return i
+    def new_empty(self): return ArrayIndices(0)
+
 class ArrayDL(EpochSeeded, DataLoader):
     "Batches of (normalised float images, labels) indexed from uint8 tensors; augmentation runs on the device"
-    def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int=128, shuffle:bool=False, drop_last:bool=False,
+    n_inp = 1
+    def __init__(self, x:torch.Tensor, y:torch.Tensor|None, # labels, one per image (None: unlabelled, batches are `(x,)`)
+                 bs:int=128, shuffle:bool=False, drop_last:bool=False,
                  augment:bool=False, pad:int=4, mean=None, std=None, seed:int=0, device=None,
+                 vocab:list|None=None, # the class names (what `show_batch` and `learn.predict` print)
                  **kwargs): # fastai DataLoader options (num_workers, pin_memory, ...) and method overrides (get_idxs, ...)
         if not isinstance(x, torch.Tensor) or x.dtype!=torch.uint8 or x.ndim!=4:
             raise ValueError(f"x must be uint8 (N,C,H,W), got {_desc(x)}: convert images with (x*255).round().to(torch.uint8)")
-        if not isinstance(y, torch.Tensor) or y.ndim != 1: bad_arg('y', _desc(y), 'a 1-d tensor of labels, one per image')
-        if len(x)!=len(y): raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
+        if y is not None and (not isinstance(y, torch.Tensor) or y.ndim != 1): bad_arg('y', _desc(y), 'a 1-d tensor of labels, one per image (or None)')
+        if y is not None and len(x)!=len(y): raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
+        _refuse_tfms('ArrayDL', kwargs)
         check_kwargs('ArrayDL', kwargs, _DL_KWARGS)
         bs,pad,seed = check_int('bs', bs), check_int('pad', pad, lo=0), check_int('seed', seed, lo=0)
         self.x,self.y,self.augment,self.pad,self.seed = x,y,augment,pad,seed
+        self.vocab = None if vocab is None else CategoryMap(list(vocab), sort=False)  # fastai's type: interpretation reads it as one vocabulary
         xf = x[:2048].float().cpu()/255
+        if (mean is None or std is None) and len(x) < 2: raise ValueError(f"{len(x)} image(s) cannot give the normalisation: pass mean and std")
         self.mean = torch.as_tensor(mean if mean is not None else xf.mean((0,2,3))).float().view(1,-1,1,1)
         self.std  = torch.as_tensor(std  if std  is not None else xf.std((0,2,3))).float().view(1,-1,1,1)
         for k,v in (('mean', self.mean), ('std', self.std)):
             if v.numel() != x.shape[1]: bad_arg(k, v.flatten().tolist(), f'one value per channel ({x.shape[1]})')
         if not (self.std > 0).all(): bad_arg('std', self.std.flatten().tolist(), 'positive (it divides the images)')
         self.epoch,self.last_idxs,self.last_draws,self._dev_stats = -1,None,None,None
-        super().__init__(range(len(x)), bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
+        super().__init__(ArrayIndices(len(x)), bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
 
+    @property
+    def c(self) -> int|None: return None if self.vocab is None else len(self.vocab)
     def do_batch(self, b):
         i = torch.as_tensor(b, dtype=torch.long)
         self.last_idxs = i
         self.last_draws = draw_crop_flip(len(i), self.pad, generator=self.gen) if self.augment else None
         j = i.to(self.x.device, non_blocking=True)
-        return self.x[j], self.y[j]
+        return (self.x[j],) if self.y is None else (self.x[j], self.y[j])
     def after_batch(self, b):
-        x,y = b
+        x,*y = b
         x = x.float().div_(255)
         if self.last_draws is not None: x = crop_flip(x, *self.last_draws, pad=self.pad)
         mean,std = self.stats_on(x.device)
-        return (x - mean) / std, y
+        return ((x - mean) / std, *y)
     def stats_on(self, device):
         "Normalisation mean and std on `device`, copied there once (not a host-to-device copy every batch)"
         if self._dev_stats is None or self._dev_stats[0].device != device:
             self._dev_stats = (self.mean.to(device), self.std.to(device))
         return self._dev_stats
-    def new(self, **kwargs):
+    def new(self, dataset:ArrayIndices|None=None, # an empty dataset (fastai's `new_empty`): a copy without images
+            **kwargs):
         "A copy with some settings changed (`x`, `y`, `bs`, `shuffle`, ... or fastai method overrides such as `get_idxs`)"
         kw = dict(x=self.x, y=self.y, bs=self.bs, shuffle=self.shuffle, drop_last=self.drop_last, augment=self.augment,
-                  pad=self.pad, mean=self.mean.flatten(), std=self.std.flatten(), seed=self.seed, device=self.device)
+                  pad=self.pad, mean=self.mean.flatten(), std=self.std.flatten(), seed=self.seed, device=self.device, vocab=self.vocab)
+        _refuse_tfms('ArrayDL.new', kwargs)
         check_kwargs('ArrayDL.new', kwargs, [*kw, *_DL_METHODS])
+        if dataset is not None:
+            if len(dataset): bad_arg('dataset', type(dataset).__name__, "an empty dataset (as fastai's new_empty passes)", 'pass x= and y= for other images')
+            kw.update(x=self.x[:0], y=None if self.y is None else self.y[:0])
         return ArrayDL(**{**kw, **kwargs})
     def decode(self, x:torch.Tensor) -> torch.Tensor:
         "Undo the normalisation: images back in [0, 1]"
         mean,std = self.stats_on(x.device)
         return x*std + mean
 
-# %% ../nbs/01_data.ipynb #cell-43
+    def _label(self, y):
+        "A label (or a row of class scores: its top class) as its class name"
+        i = int(y.argmax()) if y.ndim else int(y)
+        return self.vocab[i] if self.vocab is not None else str(i)
+    def decode_batch(self, b, max_n:int=9, full:bool=True) -> list[tuple]:
+        "Up to `max_n` samples of batch `b` as (image in [0, 1] (C,H,W) on the CPU, class name, ...) tuples"
+        x,*ys = b
+        imgs = self.decode(x[:max_n]).clamp(0, 1).cpu()
+        return [(im, *(self._label(y[i]) for y in ys)) for i,im in enumerate(imgs)]
+    def _show(self, samples, titles, max_n, ctxs, show, **kwargs):
+        from fastai.vision.data import get_grid
+        from fastai.torch_core import show_image
+        if ctxs is None: ctxs = get_grid(min(len(samples), max_n), **kwargs)
+        for im,t,ctx in zip(samples, titles, ctxs): show_image(im, ctx=ctx, title=t)
+        return ctxs
+    def show_batch(self, b=None, max_n:int=9, ctxs=None, show:bool=True, unique:bool=False, **kwargs):
+        "Show up to `max_n` images of batch `b` (default: one batch) titled with their class names, as fastai's `show_batch`"
+        if b is None: b = self.one_batch()
+        d = self.decode_batch(b, max_n)
+        return self._show([s[0] for s in d], [s[1] if len(s) > 1 else '' for s in d], max_n, ctxs, show, **kwargs)
+    def show_results(self, b, out, max_n:int=9, ctxs=None, show:bool=True, **kwargs):
+        "Show up to `max_n` images of batch `b` titled 'target/prediction' (`out`: predicted classes or class scores)"
+        d = self.decode_batch((*b[:2], out), max_n)
+        return self._show([s[0] for s in d], ['/'.join(s[1:]) for s in d], max_n, ctxs, show, **kwargs)
+
+# %% ../nbs/01_data.ipynb #cell-45
+def _as_images(items, shape:tuple) -> torch.Tensor:
+    "`items` (image files, PIL images, HWC arrays, uint8 (C,H,W) tensors, or one (N,C,H,W) tensor) as one uint8 tensor of `shape` images"
+    C,H,W = shape
+    out = []
+    for it in (list(items) if not isinstance(items, (str, Path)) else [items]):
+        if isinstance(it, (str, Path)):
+            with Image.open(it) as im: it = im.convert('RGB' if C == 3 else 'L')
+        if isinstance(it, Image.Image): it = np.asarray(it.convert('RGB' if C == 3 else 'L'))
+        if isinstance(it, np.ndarray): it = torch.from_numpy(it.copy()).permute(2, 0, 1) if it.ndim == 3 else torch.from_numpy(it.copy())[None]
+        if not isinstance(it, torch.Tensor): bad_arg('test_items', type(it).__name__, 'image files, PIL images, HWC uint8 arrays or uint8 (C,H,W) tensors', exc=TypeError)
+        it = it.as_subclass(torch.Tensor)
+        if it.dtype != torch.uint8 or tuple(it.shape) != (C, H, W):
+            bad_arg('test_items', _desc(it), f'uint8 images of the training shape {(C, H, W)}',
+                    f'resize them to {H}x{W} first (PIL: img.resize(({W}, {H}))), or use fastai loaders, whose item transforms resize')
+        out.append(it)
+    if not out: bad_arg('test_items', items, 'at least one image')
+    return torch.stack(out)
+
+class ArrayDataLoaders(DataLoaders):
+    "fastai `DataLoaders` of `ArrayDL`s; `test_dl` (what `learn.predict` calls) takes images as files, PIL images, arrays or uint8 tensors"
+    def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, bs:int|None=None, **kwargs) -> ArrayDL:
+        "An unlabelled loader of `test_items`, normalised as the training images (`kwargs`: fastai's `num_workers` etc., unused)"
+        if with_labels: raise ValueError("an ArrayDL test loader is unlabelled: for labelled images use ArrayDL(x, y) or dls.valid.new(x=x, y=y)")
+        v = self.valid
+        return v.new(x=_as_images(test_items, tuple(v.x.shape[1:])).to(v.x.device), y=None, shuffle=False, drop_last=False,
+                     augment=False, bs=bs or v.bs)
+
 def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0.1, augment:bool=True,
               seed:int=0, device=None, eval_bs:int|None=None) -> DataLoaders:
     "fastai `DataLoaders` (train, valid, test) over `a`: `subset` images per class, `valid_pct` of them held for validation"
@@ -421,9 +507,9 @@ def image_dls(a:ImageArrays, bs:int=128, subset:int|None=None, valid_pct:float=0
     mean,std = xtr.mean((0,2,3)), xtr.std((0,2,3))
     # on a GPU the uint8 images live in device memory (150 MB for CIFAR-10): a batch is one on-device gather
     keep = (lambda t: t.to(device)) if device.type=='cuda' else (lambda t: t)
-    mk = lambda x,y,**kw: ArrayDL(keep(x), keep(y), mean=mean, std=std, seed=seed, device=device, **kw)
+    mk = lambda x,y,**kw: ArrayDL(keep(x), keep(y), mean=mean, std=std, seed=seed, device=device, vocab=list(a.classes), **kw)
     eval_bs = eval_bs or max(bs, 256)
-    dls = DataLoaders(mk(a.x_train[tr], a.y_train[tr], bs=bs, shuffle=True, drop_last=True, augment=augment),
+    dls = ArrayDataLoaders(mk(a.x_train[tr], a.y_train[tr], bs=bs, shuffle=True, drop_last=True, augment=augment),
                       mk(a.x_train[va], a.y_train[va], bs=eval_bs),
                       mk(a.x_test, a.y_test, bs=eval_bs), device=device)
     dls.c,dls.vocab,dls.name,dls.fingerprint = a.c,a.classes,a.name,a.fingerprint
@@ -439,13 +525,13 @@ def cifar10_dls(subset:int|None=None, bs:int=128, dataset:str='cifar10', **kwarg
     "CIFAR-10 `DataLoaders` (digits at 32 px if no CIFAR-10 is found): the study's default data"
     return image_dls(load_images(dataset), bs=bs, subset=subset, **kwargs)
 
-# %% ../nbs/01_data.ipynb #cell-46
+# %% ../nbs/01_data.ipynb #cell-50
 DLS_ATTRS = ('n_inp', 'c', 'vocab', 'name', 'fingerprint', 'data_cfg')  # what a copy of DataLoaders carries over
 
 def with_train_dl(dls:DataLoaders, train_dl) -> DataLoaders:
     "`DataLoaders` of `train_dl` and `dls`'s other loaders, with `dls`'s attributes (`DLS_ATTRS`)"
     if not isinstance(dls, DataLoaders): bad_arg('dls', type(dls).__name__, 'fastai DataLoaders', exc=TypeError)
-    new = DataLoaders(train_dl, *dls.loaders[1:], device=dls.device)
+    new = type(dls)(train_dl, *dls.loaders[1:], path=getattr(dls, 'path', '.'), device=dls.device)
     for k in DLS_ATTRS:
         if hasattr(dls, k): setattr(new, k, getattr(dls, k))
     return new
@@ -466,3 +552,95 @@ def balanced_subset(dl:ArrayDL, n:int|None, seed:int=0) -> ArrayDL:
     if n < k: raise ValueError(f"n={n} is fewer images than the {k} classes: ask for at least one image per class")
     idx,_ = stratified_split(y, n//k, 0., seed)
     return dl.new(x=dl.x[idx.to(dl.x.device)], y=dl.y[idx.to(dl.y.device)])
+
+# %% ../nbs/01_data.ipynb #cell-53
+def norm_stats(dls) -> tuple[torch.Tensor, torch.Tensor]|None:
+    "The per-channel (mean, std) `dls` (or a loader) normalises images with (fastai's `Normalize` in `after_batch`, or an `ArrayDL`'s), on the CPU; None if it does not normalise"
+    dl = dls.train if isinstance(dls, DataLoaders) else dls
+    if isinstance(dl, ArrayDL): return dl.mean.flatten().cpu(), dl.std.flatten().cpu()
+    pipe = getattr(dl, 'after_batch', None)
+    if not isinstance(pipe, Pipeline):
+        bad_arg('dls', type(dls).__name__, 'fastai DataLoaders or one of their loaders (a TfmdDL, or an ArrayDL)', exc=TypeError)
+    ns = [t for t in pipe.fs if isinstance(t, Normalize)]
+    if len(ns) > 1: raise ValueError(f"the loader's after_batch normalises {len(ns)} times ({pipe}): keep one Normalize")
+    if not ns: return None
+    if ns[0].mean is None: raise ValueError("the loader's Normalize has no statistics yet: use Normalize.from_stats(mean, std), or let fastai set it up from the data")
+    return ns[0].mean.flatten().float().cpu(), ns[0].std.flatten().float().cpu()
+
+# %% ../nbs/01_data.ipynb #cell-56
+def _mixed_seed(*parts) -> int:
+    "A 63-bit seed from `parts` (a hash: neighbouring epochs, items and batches get unrelated streams)"
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), 'little') >> 1
+
+@contextmanager
+def seeded_rngs(seed:int, device=None):
+    "Python's, NumPy's and torch's global generators (the CPU's, and `device`'s if a GPU) seeded with `seed` inside the block, restored after"
+    dev = torch.device(device) if device is not None else None
+    cuda = dev is not None and dev.type == 'cuda'
+    py,nps,cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    if cuda: gpu = torch.cuda.get_rng_state(dev)
+    random.seed(seed); np.random.seed(seed % 2**32); torch.random.default_generator.manual_seed(seed)
+    if cuda:
+        with torch.cuda.device(dev): torch.cuda.manual_seed(seed)
+    try: yield
+    finally:
+        random.setstate(py); np.random.set_state(nps); torch.set_rng_state(cpu)
+        if cuda: torch.cuda.set_rng_state(gpu, dev)
+
+class _SeededPipeline(Pipeline):
+    "A `ReplayDL`'s batch transforms: fastai's `Pipeline`, called with the global generators seeded for the loader's next batch"
+    def __init__(self, pipe:Pipeline, dl): super().__init__(pipe); self.split_idx,self.dl = pipe.split_idx,dl
+    def __call__(self, b):
+        with seeded_rngs(self.dl._next_batch_seed(), self.dl.device): return super().__call__(b)
+
+class ReplayDL(TfmdDL):
+    "A fastai `TfmdDL` whose shuffle and item and batch transforms draw from generators seeded per epoch and item or batch: any batch replays exactly"
+    def __init__(self, dataset=None, seed:int=0, **kwargs):
+        self.seed,self.epoch,self.batch,self.epoch_idxs,self.last_idxs = check_int('seed', seed, lo=0),-1,0,None,None
+        super().__init__(dataset, **kwargs)
+        if not self.indexed or self.n is None: bad_arg('dataset', type(dataset).__name__, 'an indexed dataset with a length (fastai Datasets)', exc=TypeError)
+        if getattr(self.fake_l, 'persistent_workers', False):
+            raise ValueError("persistent_workers=True keeps each worker's first epoch, so items would not be seeded per epoch: use persistent_workers=False")
+        self.after_batch = _SeededPipeline(self.after_batch, self)
+
+    def new(self, dataset=None, cls=None, **kwargs):
+        "A copy with some settings changed (fastai's `new`), with the same seed, starting at the first epoch"
+        if cls is None or issubclass(cls, ReplayDL): kwargs.setdefault('seed', self.seed)
+        return super().new(dataset, cls, **kwargs)
+    def before_iter(self):
+        super().before_iter()
+        self.epoch += 1; self.batch = 0
+    def order(self, epoch:int) -> list[int]:
+        "The dataset indices in the order epoch `epoch` yields them"
+        idxs = list(range(self.n))
+        return random.Random(_mixed_seed(self.seed, epoch, 'shuffle')).sample(idxs, len(idxs)) if self.shuffle else idxs
+    def get_idxs(self):
+        self.epoch_idxs = self.order(self.epoch)
+        return self.epoch_idxs
+    def _item(self, epoch:int, s):
+        with seeded_rngs(_mixed_seed(self.seed, epoch, 'item', -1 if s is None else int(s))): return super().do_item(s)
+    def do_item(self, s): return self._item(self.epoch, s)
+    def _next_batch_seed(self) -> int:
+        b = self.batch; self.batch += 1
+        if self.epoch_idxs is not None: self.last_idxs = torch.as_tensor(self.epoch_idxs[b*self.bs:(b+1)*self.bs], dtype=torch.long)
+        return _mixed_seed(self.seed, self.epoch, 'batch', b)
+
+    def replay(self, epoch:int, batch:int) -> tuple:
+        "Batch `batch` of epoch `epoch` rebuilt on its own: the same items, through the same item and batch transform draws"
+        epoch,batch = check_int('epoch', epoch, lo=0), check_int('batch', batch, lo=0)
+        idxs = self.order(epoch)[batch*self.bs:(batch+1)*self.bs]
+        if not idxs or (self.drop_last and len(idxs) < self.bs): raise IndexError(f"epoch {epoch} has {len(self)} batches, not {batch+1}")
+        TfmdDL.before_iter(self)  # the pipelines' split (train transforms on), as an epoch sets it
+        b = self.do_batch([o for o in (self._item(epoch, s) for s in idxs) if o is not None])
+        if self.device is not None: b = to_device(b, self.device)
+        with seeded_rngs(_mixed_seed(self.seed, epoch, 'batch', batch), self.device): return Pipeline.__call__(self.after_batch, b)
+
+def replayable_dls(dls:DataLoaders, seed:int=0) -> DataLoaders:
+    "A copy of fastai `dls` whose training loader is a `ReplayDL` (same data and transforms, draws seeded by `seed`); an `ArrayDL`'s draws already replay"
+    if not isinstance(dls, DataLoaders): bad_arg('dls', type(dls).__name__, 'fastai DataLoaders', exc=TypeError)
+    tr = dls.train
+    if isinstance(tr, (ArrayDL, ReplayDL)): return with_train_dl(dls, tr.new(seed=check_int('seed', seed, lo=0)))
+    if type(tr) is not TfmdDL:
+        bad_arg('dls', f'a training loader of type {type(tr).__name__}', "fastai's TfmdDL (what ImageDataLoaders and DataBlock build)",
+                f'mix ReplayDL into your loader class: class Replay{type(tr).__name__}(ReplayDL, {type(tr).__name__}), then dls.train.new(cls=...)', TypeError)
+    return with_train_dl(dls, tr.new(cls=ReplayDL, seed=seed))
