@@ -4,27 +4,54 @@
 
 # %% ../../nbs/15_distill.cache.ipynb #cell-1
 from __future__ import annotations
-import os, shutil, time
+import os, re, shutil, time
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn
-from fastai.data.core import DataLoaders
+from torch import Tensor
+from fastai.data.core import DataLoaders, TfmdDL
 from fastai.callback.core import Callback
 from ..core import *
-from ..data import ArrayDL, crop_flip, fresh_dls
+from ..data import ArrayDL, ReplayDL, crop_flip, fresh_dls
 
 # %% auto #0
-__all__ = ['CacheError', 'loader_fingerprint', 'teacher_fingerprint', 'cache_fingerprint', 'batch_record', 'replay_batch',
-           'teacher_logits', 'build_logit_cache', 'LogitCache', 'logit_cache', 'verify_cache', 'CachedTeachers']
+__all__ = ['FINGERPRINT_RTOL', 'CacheError', 'loader_fingerprint', 'teacher_fingerprint', 'cache_fingerprint', 'batch_record',
+           'replay_batch', 'input_fingerprint', 'fingerprint_gap', 'teacher_logits', 'build_logit_cache', 'LogitCache',
+           'logit_cache', 'verify_cache', 'CachedTeachers']
 
 # %% ../../nbs/15_distill.cache.ipynb #cell-6
 class CacheError(ValueError):
     "A logit cache that cannot be used: missing, truncated, built for other data/teachers, or too short"
 
 # %% ../../nbs/15_distill.cache.ipynb #cell-8
-def loader_fingerprint(dl:ArrayDL, data_cfg:dict|None=None) -> dict:
-    "Everything that fixes the training batches of `dl`: data (by content), order, augmentation settings and seed"
-    if not isinstance(dl, ArrayDL):
-        raise TypeError(f"a logit cache needs a vitkd.data.ArrayDL train loader (recorded draws), got {type(dl).__name__}")
+def _check_replayable(dl):
+    if isinstance(dl, (ArrayDL, ReplayDL)): return dl
+    if isinstance(dl, TfmdDL):
+        raise CacheError(f"the training loader is a plain fastai {type(dl).__name__}: its shuffle and augmentation draw from the global "
+                         "random generators, so its batches cannot be replayed and a cache could not know what the student will see. "
+                         "Fix: dls = vitkd.data.replayable_dls(dls) (the same data and transforms, draws seeded per epoch, item and "
+                         "batch), then build the cache and train with those dls")
+    raise TypeError(f"a logit cache needs a training loader whose batches replay: fastai DataLoaders made replayable with "
+                    f"vitkd.data.replayable_dls(dls), or a vitkd.data.ArrayDL; got {type(dl).__name__}")
+
+def _pipe_repr(p) -> str: return re.sub(r' at 0x[0-9a-f]+', '', repr(p))  # no memory addresses: the same across processes
+
+def _items_hash(ds) -> str:
+    "A hash of a fastai dataset's items: paths with their sizes and modification times, other items as they print"
+    parts = []
+    for o in getattr(ds, 'items', range(len(ds))):
+        st = os.stat(o) if isinstance(o, (str, Path)) and os.path.exists(o) else None
+        parts.append(f'{o}:{st.st_size}:{st.st_mtime_ns}' if st else repr(o))
+    return tensor_hash('\n'.join(parts))
+
+def loader_fingerprint(dl, data_cfg:dict|None=None) -> dict:
+    "Everything that fixes the training batches of `dl` (an `ArrayDL` or a fastai `ReplayDL`): data, order, augmentation and seed"
+    _check_replayable(dl)
+    if isinstance(dl, ReplayDL):
+        ds = dl.dataset
+        return dict(data=data_cfg, kind='fastai', n=dl.n, items=_items_hash(ds), labelling=_pipe_repr(getattr(ds, 'tfms', '')),
+                    bs=dl.bs, shuffle=bool(dl.shuffle), drop_last=bool(dl.drop_last), seed=dl.seed,
+                    item_tfms=_pipe_repr(dl.after_item), before_batch=_pipe_repr(dl.before_batch), batch_tfms=_pipe_repr(dl.after_batch),
+                    device=torch.device(dl.device or 'cpu').type)
     return dict(data=data_cfg, n=len(dl.x), images=tensor_hash(dl.x), labels=tensor_hash(dl.y), bs=dl.bs, shuffle=bool(dl.shuffle),
                 drop_last=bool(dl.drop_last), seed=dl.seed,
                 augmentation=dict(kind='crop_flip', enabled=bool(dl.augment), pad=dl.pad, flip=True),
@@ -45,16 +72,17 @@ def teacher_fingerprint(teachers:list[nn.Module]) -> list[dict]:
 
 def cache_fingerprint(teachers, dl:ArrayDL, data_cfg:dict|None=None, amp:bool=False) -> dict:
     "The fingerprint a logit cache is keyed by (its epochs are recorded beside it, not in the key)"
-    fp = dict(loader=loader_fingerprint(dl, data_cfg), teachers=teacher_fingerprint(teachers), amp=bool(amp))
+    fp = dict(format=2, loader=loader_fingerprint(dl, data_cfg), teachers=teacher_fingerprint(teachers), amp=bool(amp))
     return fp
 
 # %% ../../nbs/15_distill.cache.ipynb #cell-12
-def batch_record(dl:ArrayDL) -> dict[str,np.ndarray]:
-    "The dataset indices and augmentation draws of `dl`'s last batch, as NumPy arrays"
-    if not isinstance(dl, ArrayDL): bad_arg('dl', type(dl).__name__, 'a vitkd.data.ArrayDL (its draws are recorded)', exc=TypeError)
+def batch_record(dl) -> dict[str,np.ndarray]:
+    "The dataset indices (and an `ArrayDL`'s augmentation draws) of `dl`'s last batch, as NumPy arrays"
+    if not isinstance(dl, (ArrayDL, ReplayDL)):
+        bad_arg('dl', type(dl).__name__, 'a vitkd.data.ArrayDL or ReplayDL (what it drew is known)', exc=TypeError)
     if dl.last_idxs is None: raise ValueError("dl has not yielded a batch yet: iterate it (or call one_batch()) before recording")
     rec = dict(idxs=dl.last_idxs.numpy().astype(np.int32))
-    if dl.last_draws is not None:
+    if isinstance(dl, ArrayDL) and dl.last_draws is not None:
         offsets,flips = dl.last_draws
         rec.update(crop=offsets.numpy().astype(np.uint8), flip=flips.numpy().astype(np.bool_))
     return rec
@@ -64,7 +92,7 @@ def replay_batch(dl:ArrayDL, rec:dict, device=None) -> tuple[torch.Tensor,torch.
     if not isinstance(dl, ArrayDL): bad_arg('dl', type(dl).__name__, 'a vitkd.data.ArrayDL', exc=TypeError)
     if 'idxs' not in rec or ('crop' in rec) != ('flip' in rec):
         bad_arg('rec', sorted(rec), "a record with 'idxs' (and both 'crop' and 'flip', or neither), as batch_record makes")
-    extra = set(rec) - {'idxs','crop','flip','logits'}
+    extra = set(rec) - {'idxs','crop','flip','logits','xfp'}
     if extra: raise CacheError(f"replaying the draws {sorted(extra)} is not implemented: only crop and flip are")
     i = torch.as_tensor(np.asarray(rec['idxs']), dtype=torch.long)
     device = device or dl.device or 'cpu'
@@ -74,6 +102,31 @@ def replay_batch(dl:ArrayDL, rec:dict, device=None) -> tuple[torch.Tensor,torch.
     return (x - dl.mean.to(x.device)) / dl.std.to(x.device), dl.y[i].to(device)
 
 # %% ../../nbs/15_distill.cache.ipynb #cell-16
+FINGERPRINT_RTOL = 1e-3  # two batches' images are the same when their fingerprints agree within this share of their RMS
+_PROJECTIONS = {}
+
+def input_fingerprint(x:Tensor, k:int=4) -> Tensor:
+    "A cheap fingerprint of each image of the batch `x`: `k` fixed random projections of its pixels and their RMS, float32 (bs, k+1)"
+    x = x.detach().as_subclass(Tensor).flatten(1).float()
+    key = (x.shape[1], k, str(x.device))
+    if key not in _PROJECTIONS:
+        g = torch.Generator().manual_seed(x.shape[1])
+        _PROJECTIONS[key] = (torch.randn(x.shape[1], k, generator=g)/x.shape[1]**0.5).to(x.device)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False  # TF32 would round the projections at 1e-3
+        with torch.autocast(x.device.type, enabled=False): p = x @ _PROJECTIONS[key]
+    finally: torch.backends.cuda.matmul.allow_tf32 = tf32
+    return torch.cat([p, x.square().mean(1, keepdim=True).sqrt()], 1)
+
+def fingerprint_gap(a, b) -> float:
+    "The largest difference between two batches' fingerprints, as a share of their images' RMS (0: the same images)"
+    a,b = [torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).float().cpu() for v in (a, b)]
+    if a.shape != b.shape: return float('inf')
+    if not len(a): return 0.
+    return ((a - b).abs().amax(1) / b[:, -1].abs().clamp_min(1e-6)).max().item()
+
+# %% ../../nbs/15_distill.cache.ipynb #cell-19
 @torch.no_grad()
 def teacher_logits(teachers:list[nn.Module], xb:torch.Tensor, amp:bool=False) -> torch.Tensor:
     "Logits of each teacher (no grad; autocast if `amp`) for `xb`, stacked as float32 (bs, teachers, classes)"
@@ -87,7 +140,7 @@ def teacher_logits(teachers:list[nn.Module], xb:torch.Tensor, amp:bool=False) ->
 
 def _samples_per_epoch(dl) -> int: return (dl.n//dl.bs)*dl.bs if dl.drop_last else dl.n
 
-def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str|Path, data_cfg:dict|None=None,
+def build_logit_cache(teachers:list[nn.Module], dl, epochs:int, path:str|Path, data_cfg:dict|None=None,
                       amp:bool=False) -> Path:
     "Run `teachers` over `epochs` epochs of a fresh copy of `dl`; write draws and fp16 logits to `path` atomically"
     epochs = check_int('epochs', epochs, fix='build the cache for at least the epochs the student trains')
@@ -108,6 +161,7 @@ def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str
             for xb,_ in src:
                 if pos >= S: break
                 rec = batch_record(src)
+                rec['xfp'] = input_fingerprint(xb).cpu().numpy()
                 rec['logits'] = teacher_logits(teachers, xb, amp).cpu().numpy().astype(np.float16)
                 if not arrs:
                     C = rec['logits'].shape[-1]
@@ -132,7 +186,7 @@ def build_logit_cache(teachers:list[nn.Module], dl:ArrayDL, epochs:int, path:str
         for t,m in zip(teachers, modes): t.train(m)
     return path
 
-# %% ../../nbs/15_distill.cache.ipynb #cell-18
+# %% ../../nbs/15_distill.cache.ipynb #cell-21
 def _npy_header(p:Path):
     with open(p, 'rb') as f:
         version = np.lib.format.read_magic(f)
@@ -214,7 +268,7 @@ class LogitCache:
 
 def _size(n:int) -> str: return f'{n/2**20:.1f} MiB' if n >= 2**20 else f'{n/2**10:.1f} KiB'
 
-# %% ../../nbs/15_distill.cache.ipynb #cell-20
+# %% ../../nbs/15_distill.cache.ipynb #cell-23
 def _train_dl(dls): return dls.train if isinstance(dls, DataLoaders) else dls
 
 def logit_cache(teachers:list[nn.Module], dls, epochs:int, folder:str|Path|None=None, rebuild:bool=False,
@@ -236,43 +290,67 @@ def logit_cache(teachers:list[nn.Module], dls, epochs:int, folder:str|Path|None=
     c.dl = dl
     return c
 
-# %% ../../nbs/15_distill.cache.ipynb #cell-26
+# %% ../../nbs/15_distill.cache.ipynb #cell-29
+def _verify_batches(cache, dl, n:int, bs:int, rng):
+    "(epoch, sample positions, replayed images) of about `n` random cached samples: an `ArrayDL`'s one by one, a `ReplayDL`'s by whole batches"
+    E,S = cache.epochs, cache.samples_per_epoch
+    if isinstance(dl, ArrayDL):
+        flat = np.sort(rng.choice(E*S, size=min(n, E*S), replace=False))
+        for e in np.unique(flat//S):
+            pos = flat[flat//S==e] % S
+            for j in range(0, len(pos), bs):
+                p = pos[j:j+bs]
+                yield e, p, replay_batch(dl, {k: np.array(a[e, p]) for k,a in cache.arrays.items() if k in ('idxs','crop','flip')})[0]
+    else:
+        nb = -(-S//dl.bs)
+        for f in np.sort(rng.choice(E*nb, size=min(-(-n//dl.bs), E*nb), replace=False)):
+            e,b = divmod(int(f), nb)
+            p = np.arange(b*dl.bs, min((b+1)*dl.bs, S))
+            xb = dl.replay(e, b)[0]
+            if not np.array_equal(dl.order(e)[b*dl.bs:b*dl.bs+len(p)], cache.arrays['idxs'][e, p]):
+                raise CacheError(f"batch {b} of epoch {e} replays other samples than the cache holds: the loader changed since the cache was built")
+            yield e, p, xb
+
 @torch.no_grad()
-def verify_cache(cache:LogitCache, teachers:list[nn.Module], n:int=256, dl:ArrayDL|None=None, seed:int=0, bs:int=256) -> dict:
-    "Recompute `n` random cached samples live; report max |logit difference| and top-1 agreement, per teacher and overall"
+def verify_cache(cache:LogitCache, teachers:list[nn.Module], n:int=256, dl=None, seed:int=0, bs:int=256) -> dict:
+    "Rebuild about `n` random cached samples' images and run the teachers live: max |logit difference|, top-1 agreement, and how far the images are from those cached"
     if not isinstance(cache, LogitCache): bad_arg('cache', type(cache).__name__, 'a LogitCache (from logit_cache)', exc=TypeError)
     teachers,n,bs = _teachers(teachers), check_int('n', n), check_int('bs', bs)
     dl = dl if dl is not None else cache.dl
     if dl is None: raise ValueError("pass the training loader the cache was built from (dl=dls.train)")
     cache.check(dl, teachers=teachers)
-    E,S = cache.epochs, cache.samples_per_epoch
-    flat = np.sort(np.random.default_rng(seed).choice(E*S, size=min(n, E*S), replace=False))
     modes = [t.training for t in teachers]
     for t in teachers: t.eval()
-    diffs,agree = [],[]
+    diffs,agree,gaps = [],[],[]
     try:
-        for e in np.unique(flat//S):
-            pos = flat[flat//S==e] % S
-            for j in range(0, len(pos), bs):
-                p = pos[j:j+bs]
-                rec = {k: np.array(a[e, p]) for k,a in cache.arrays.items()}
-                stored = torch.from_numpy(rec.pop('logits').astype(np.float32))
-                xb,_ = replay_batch(dl, rec)
-                live = teacher_logits(teachers, xb, cache.fingerprint.get('amp', False)).cpu()
-                diffs.append((live-stored).abs().amax(-1)); agree.append(live.argmax(-1)==stored.argmax(-1))
+        for e,p,xb in _verify_batches(cache, dl, n, bs, np.random.default_rng(seed)):
+            stored = torch.from_numpy(np.array(cache.arrays['logits'][e, p]).astype(np.float32))
+            gaps.append(fingerprint_gap(input_fingerprint(xb), np.array(cache.arrays['xfp'][e, p])))
+            live = teacher_logits(teachers, xb, cache.fingerprint.get('amp', False)).cpu()
+            diffs.append((live-stored).abs().amax(-1)); agree.append(live.argmax(-1)==stored.argmax(-1))
     finally:
         for t,m in zip(teachers, modes): t.train(m)
     d,a = torch.cat(diffs), torch.cat(agree).float()
-    return dict(n=len(flat), max_abs_diff=d.max().item(), top1_agreement=a.mean().item(),
+    return dict(n=len(d), max_abs_diff=d.max().item(), top1_agreement=a.mean().item(), max_input_gap=max(gaps),
                 per_teacher=[dict(max_abs_diff=d[:,k].max().item(), top1_agreement=a[:,k].mean().item()) for k in range(d.shape[1])])
 
-# %% ../../nbs/15_distill.cache.ipynb #cell-35
+# %% ../../nbs/15_distill.cache.ipynb #cell-38
+def _batch_changers(learn) -> str:
+    "The learner's callbacks known to change the batch after the loader"
+    from fastai.callback.mixup import MixHandler
+    names = [type(c).__name__ for c in learn.cbs if isinstance(c, MixHandler)]
+    return f" ({', '.join(names)} here)" if names else ' (e.g. MixUp or CutMix)'
+
 class CachedTeachers:
     "A teacher source that reads each training batch's teachers' logits from a `LogitCache` instead of running them"
     def __init__(self, cache:LogitCache, # from `logit_cache(teachers, dls, epochs)`
-                 rewind:bool=False): # restart the learner's training loader at its first epoch in `setup`
+                 rewind:bool=False, # restart the learner's training loader at its first epoch in `setup`
+                 live=None): # the cache's teachers, run on a batch whose images are not the cached ones (MixUp, ...) instead of refusing it
         if not isinstance(cache, LogitCache): bad_arg('cache', type(cache).__name__, 'a LogitCache (from logit_cache)', exc=TypeError)
         self.cache,self.rewind = cache,rewind
+        self.live = None if live is None else _teachers(live)
+        if self.live is not None: cache.check(teachers=self.live)
+        self.n_cached = self.n_live = 0
 
     @property
     def n_teachers(self) -> int: return self.cache.n_teachers
@@ -280,6 +358,7 @@ class CachedTeachers:
     def setup(self, learn):
         "Check the cache against `learn`'s training loader, number of classes and the epochs this fit needs"
         dl = learn.dls.train
+        _check_replayable(dl)
         if self.rewind: dl.epoch = -1
         self.cache.check(dl, getattr(learn.dls, 'data_cfg', None), n_classes=getattr(learn.dls, 'c', None))
         first,last = dl.epoch+1, dl.epoch + learn.n_epoch - learn.epoch
@@ -289,17 +368,31 @@ class CachedTeachers:
             raise CacheError(f"this fit trains on epochs {first}..{last} of the training loader, the logit cache holds epochs "
                              f"0..{self.cache.epochs-1}{why}; or build the cache for {last+1} epochs (logit_cache(..., epochs={last+1}))")
         self.cache.dl = dl
+        dev = next(learn.model.parameters()).device
+        for t in self.live or []: t.to(dev).eval().requires_grad_(False)
+        self.n_cached = self.n_live = 0
 
     def __call__(self, learn) -> list[torch.Tensor]:
-        "The cached float32 logits of each teacher for the current training batch, after checking it is the cached batch"
+        "The cached float32 logits of each teacher for the current training batch, after checking it is the cached batch, image for image"
         if not learn.training: raise CacheError("the logit cache holds training batches only: run the teachers live for validation")
-        dl,n = learn.dl, len(learn.xb[0])
+        dl,xb = learn.dl, learn.xb[0]
         e,start = dl.epoch, learn.iter*dl.bs
         if e >= self.cache.epochs: raise CacheError(f"epoch {e} of the training loader is not in the cache (it holds {self.cache.epochs})")
-        rec = self.cache.record(e, start, start+n)
+        rec = self.cache.record(e, start, start+len(xb))
         for k,v in batch_record(dl).items():
             if k not in rec or not np.array_equal(v, rec[k]):
                 raise CacheError(f"batch {learn.iter} of epoch {e} is not the cached one (its {k} differ): the training loader was "
                                  f"iterated outside the fit or changed; use fresh_dls(dls) for each run")
-        z = torch.from_numpy(rec['logits']).to(learn.xb[0].device, non_blocking=True).float()
+        gap = fingerprint_gap(input_fingerprint(xb), rec['xfp'])
+        if gap > FINGERPRINT_RTOL:
+            if self.live is None:
+                raise CacheError(f"batch {learn.iter} of epoch {e}: the images the student sees are not those the teachers' logits were "
+                                 f"cached for (the same samples, but pixels moved by {gap:.2g} of their RMS): a callback changed the batch "
+                                 f"after the loader{_batch_changers(learn)}. Fix: run the teachers live "
+                                 "(KDCallback(LiveTeachers(teachers))), or serve such batches live with CachedTeachers(cache, "
+                                 "live=teachers), or remove that callback")
+            self.n_live += 1
+            return list(teacher_logits(self.live, xb, self.cache.fingerprint.get('amp', False)).unbind(1))
+        self.n_cached += 1
+        z = torch.from_numpy(rec['logits']).to(xb.device, non_blocking=True).float()
         return list(z.unbind(1))

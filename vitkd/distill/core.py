@@ -95,11 +95,32 @@ def combine_teachers(logits:list[Tensor], # one (bs, c) tensor per teacher
     raise ValueError(f"unknown combine {how!r}: use 'probs' (mean of probabilities) or 'logits' (mean of logits)")
 
 # %% ../../nbs/12_distill.core.ipynb #cell-16
+from ..data import ArrayDL, norm_stats
+
 def _per_teacher(v, n:int, name:str) -> list:
     if isinstance(v, list):
         if len(v)!=n: raise ValueError(f"{name} has {len(v)} entries for {n} teachers: give one per teacher or a single value")
         return v
     return [v]*n
+
+def _is_stat(v) -> bool:
+    "Whether `v` is one per-channel statistic (a number, a tensor, or a flat list of numbers)"
+    return isinstance(v, (int, float, Tensor)) or (isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(o, (int, float)) for o in v))
+
+def _per_teacher_stat(v, n:int, name:str) -> list:
+    "`v` (None, one per-channel statistic, or one entry per teacher) as one entry per teacher"
+    if v is None or _is_stat(v): return [v]*n
+    if isinstance(v, (list, tuple)) and all(o is None or _is_stat(o) for o in v):
+        if len(v) != n: raise ValueError(f"{name} has {len(v)} per-teacher entries for {n} teacher(s): give one per teacher, "
+                                         "or one per-channel list (such as imagenet_stats[0]) for all of them")
+        return list(v)
+    bad_arg(name, v, 'None, per-channel values (e.g. imagenet_stats[0]) for every teacher, or a list of them (or None) per teacher')
+
+def _probe_image(dls) -> Tensor:
+    "One training image, without iterating the training loader (an ArrayDL's first image; one batch of a fastai loader's copy)"
+    dl = dls.train
+    if isinstance(dl, ArrayDL): return dl.x[:1].float()/255
+    return dl.new(shuffle=False).one_batch()[0][:1].as_subclass(Tensor)
 
 def _as_list(teachers) -> list:
     return list(teachers) if isinstance(teachers, (list, tuple, nn.ModuleList)) else [teachers]
@@ -123,7 +144,7 @@ class LiveTeachers:
         for s in sizes:
             if s is not None: check_size('size', s, 'give the input resolution each teacher expects, or None')
         self.sizes = [s if s is not None else _fixed_size(t) for s,t in zip(sizes, self.teachers)]
-        self.means,self.stds = _per_teacher(mean, n, 'mean'), _per_teacher(std, n, 'std')
+        self.means,self.stds = _per_teacher_stat(mean, n, 'mean'), _per_teacher_stat(std, n, 'std')
         if any((m is None)!=(s is None) for m,s in zip(self.means, self.stds)): raise ValueError("give both mean and std for a teacher, or neither")
         for m,sd in zip(self.means, self.stds):
             if m is None: continue
@@ -138,15 +159,14 @@ class LiveTeachers:
     def setup(self, learn):
         "Move the teachers to `learn`'s device, freeze them, and check their number of classes against `learn.dls.c`"
         dev = getattr(learn.dls, 'device', None) or next(learn.model.parameters()).device
-        dl = learn.dls.train
         if any(m is not None for m in self.means):
-            if getattr(dl, 'mean', None) is None or getattr(dl, 'std', None) is None:
-                raise ValueError("a teacher needs another normalisation, but the train loader has no `mean`/`std` to undo the student's: use vitkd.data.image_dls")
-            self.data_mean,self.data_std = dl.mean.to(dev).view(1,-1,1,1), dl.std.to(dev).view(1,-1,1,1)
+            stats = norm_stats(learn.dls)  # None: the loader does not normalise, its images are in [0, 1]
+            self.data_mean,self.data_std = [torch.as_tensor(v, dtype=torch.float32, device=dev).view(1,-1,1,1)
+                                            for v in (stats if stats is not None else (0., 1.))]
             # the teachers' statistics go to the device once, not once per batch in `adapt`
             dev_stats = lambda vs: [None if v is None else torch.as_tensor(v, dtype=torch.float32, device=dev).view(1,-1,1,1) for v in vs]
             self.means,self.stds = dev_stats(self.means), dev_stats(self.stds)
-        x = learn.dls.train.one_batch()[0][:1].to(dev) if not hasattr(dl, 'x') else (dl.x[:1].float()/255).to(dev)
+        x = _probe_image(learn.dls).to(dev)
         for i,t in enumerate(self.teachers):
             freeze(t, dev)
             nc,c = _n_outputs(t, self.adapt(x, i)), learn.dls.c
@@ -181,7 +201,7 @@ def teacher_source(teachers):
     if callable(teachers) and hasattr(teachers, 'setup'): return teachers
     raise TypeError(f"teachers must be a module, a list of modules, or a source with setup(learn) and __call__(learn); got {type(teachers).__name__}")
 
-# %% ../../nbs/12_distill.core.ipynb #cell-22
+# %% ../../nbs/12_distill.core.ipynb #cell-26
 KD_METHODS = {} # name -> dict(make, family, source, defaults)
 
 def register_kd(name:str, make, family:str, source:str, **defaults):
