@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_prune.ipynb #cell-1
 from __future__ import annotations
-import copy, io, math
+import copy, io, math, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch, torch.nn as nn
@@ -17,9 +17,9 @@ from .core import *
 from .bench import model_cost, latency_fns
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'PRUNABLE', 'bn_layers', 'SparsityCallback', 'bn_sparsity', 'PruneRecord', 'default_protect',
-           'prune_by_bn', 'pruned_copy', 'channel_config', 'apply_channel_config', 'save_pruned', 'load_pruned',
-           'prune_learner']
+__all__ = ['SCHEDULES', 'PRUNABLE', 'bn_layers', 'SparsityCallback', 'bn_sparsity', 'plain_tensors', 'PruningWarning',
+           'PruneRecord', 'default_protect', 'prune_by_bn', 'pruned_copy', 'channel_config', 'apply_channel_config',
+           'module_sizes', 'tensor_shapes', 'save_pruned', 'load_pruned', 'prune_learner']
 
 # %% ../nbs/16_prune.ipynb #cell-6
 def bn_layers(model:nn.Module, protect=None) -> dict[str, nn.Module]:
@@ -71,6 +71,16 @@ def bn_sparsity(model:nn.Module, thresh:float=1e-2, protect=None) -> dict:
 # %% ../nbs/16_prune.ipynb #cell-13
 PRUNABLE = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)
 
+def plain_tensors(x):
+    "`x` (a tensor, or tuples, lists and dicts of them) with every tensor subclass (fastai's `TensorImage`, ...) as a plain `torch.Tensor`"
+    if isinstance(x, Tensor): return x.as_subclass(Tensor)
+    if isinstance(x, (tuple, list)): return type(x)(plain_tensors(o) for o in x)
+    if isinstance(x, dict): return {k: plain_tensors(v) for k,v in x.items()}
+    return x
+
+class PruningWarning(UserWarning):
+    "Pruning removed much less than the ratio asked for"
+
 @dataclass
 class PruneRecord:
     "What `prune_by_bn` did: the ratio, and per layer its channels before and the original indices of those it kept"
@@ -78,6 +88,7 @@ class PruneRecord:
     global_pruning: bool
     before: dict = field(default_factory=dict) # name -> output channels before pruning
     kept: dict = field(default_factory=dict) # name -> original indices of the kept output channels (pruned layers only)
+    achieved: float|None = None # share of the BatchNorm channels removed
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
     def from_dict(cls, d:dict) -> PruneRecord: return cls(**d)
@@ -111,6 +122,7 @@ def prune_by_bn(model:nn.Module, ratio:float, example_inputs, # a batch (or tupl
     protect = default_protect(model) if protect is None else [named[p] if isinstance(p, str) else p for p in (protect if isinstance(protect, (list, tuple)) else [protect])]
     ratios = {named[n] if isinstance(n, str) else n: r for n,r in (layer_ratios or {}).items()}
     before = {n: _out_channels(m) for n,m in named.items() if isinstance(m, PRUNABLE)}
+    example_inputs = plain_tensors(example_inputs)
     was = model.training; model.eval()
     pruner = tp.pruner.MetaPruner(model, example_inputs, importance=tp.importance.BNScaleImportance(), pruning_ratio=ratio,
                                   pruning_ratio_dict=ratios or None, global_pruning=global_pruning, ignored_layers=protect,
@@ -128,15 +140,39 @@ def prune_by_bn(model:nn.Module, ratio:float, example_inputs, # a batch (or tupl
         if isinstance(m, PRUNABLE) and _out_channels(m) != len(kept.get(n, range(before[n]))):
             raise RuntimeError(f"{n}: {_out_channels(m)} channels after pruning but the record kept {len(kept.get(n, []))}: a torch-pruning group was not recorded")
         if isinstance(m, PRUNABLE) and _out_channels(m) < 1: raise RuntimeError(f"{n} was emptied: lower ratio or max_layer_ratio")
-    return PruneRecord(ratio, global_pruning, before, kept)
+    bns = [n for n,m in named.items() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    achieved = 1 - sum(len(kept.get(n, range(before[n]))) for n in bns)/sum(before[n] for n in bns)
+    _check_achieved(model, ratio, achieved, global_pruning, bool(ratios), protect)
+    return PruneRecord(ratio, global_pruning, before, kept, achieved)
+
+def _check_achieved(model, ratio:float, achieved:float, global_pruning:bool, per_layer:bool, protect):
+    "Refuse pruning that removed nothing of a positive ratio; warn when it removed less than half of it"
+    if per_layer or ratio == 0 or achieved >= ratio/2: return
+    if achieved == 0:
+        gs = [b.weight.detach().abs().flatten() for b in bn_layers(model, protect).values()]
+        flat = gs and all(bool((g == g[0]).all()) for g in gs)  # initial scales: 1 (0 where a block's last BN is zero-initialised)
+        why = ("the scales within every BatchNorm layer are all the same, as in an untrained model, so a global ranking finds no "
+               "channel less important than another. Fix: train first, with SparsityCallback (network slimming) to spread the "
+               "scales, or prune each layer by its own ranking (global_pruning=False)"
+               if global_pruning and flat else
+               "every prunable group is protected or held at max_layer_ratio. Fix: check protect, max_layer_ratio and round_to")
+        raise ValueError(f"prune_by_bn removed no channel (asked for {ratio:.0%}): {why}")
+    warnings.warn(f"prune_by_bn removed {achieved:.0%} of the BatchNorm channels, asked for {ratio:.0%}: max_layer_ratio, round_to "
+                  "or protected layers held it back", PruningWarning, stacklevel=3)
 
 # %% ../nbs/16_prune.ipynb #cell-14
 def pruned_copy(model:nn.Module, ratio:float, example_inputs, **kwargs) -> tuple[nn.Module, PruneRecord]:
     "A pruned deep copy of `model` (`prune_by_bn` with `kwargs`) and its record; `model` is left as it was"
-    m = copy.deepcopy(model)
+    memo = {}
+    m = copy.deepcopy(model, memo)
+    twin = lambda o: memo.get(id(o), o)  # a module of `model` named in `protect` or `layer_ratios`: its copy in `m`
+    if kwargs.get('protect') is not None:
+        p = kwargs['protect']
+        kwargs['protect'] = [twin(o) for o in p] if isinstance(p, (list, tuple)) else twin(p)
+    if kwargs.get('layer_ratios'): kwargs['layer_ratios'] = {twin(k): v for k,v in kwargs['layer_ratios'].items()}
     return m, prune_by_bn(m, ratio, example_inputs, **kwargs)
 
-# %% ../nbs/16_prune.ipynb #cell-22
+# %% ../nbs/16_prune.ipynb #cell-26
 def channel_config(model:nn.Module) -> dict:
     "Each Conv2d / Linear / BatchNorm layer's widths (and a convolution's groups), by name"
     cfg = {}
@@ -145,13 +181,6 @@ def channel_config(model:nn.Module) -> dict:
         elif isinstance(m, nn.Linear): cfg[n] = dict(i=m.in_features, o=m.out_features)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm): cfg[n] = dict(o=m.num_features)
     return cfg
-
-def _resize(m:nn.Module, name:str, shape):
-    old = getattr(m, name)
-    if old is None: return
-    new = torch.empty(shape, dtype=old.dtype, device=old.device)
-    if isinstance(old, nn.Parameter): setattr(m, name, nn.Parameter(new, requires_grad=old.requires_grad))
-    else: m.register_buffer(name, new)
 
 def apply_channel_config(model:nn.Module, cfg:dict) -> nn.Module:
     "Resize `model`'s layers (in place, weights left uninitialised) to the widths in `cfg` (from `channel_config`)"
@@ -172,26 +201,85 @@ def apply_channel_config(model:nn.Module, cfg:dict) -> nn.Module:
         else: raise TypeError(f"{n} is a {type(m).__name__}, not a Conv2d, Linear or BatchNorm layer")
     return model
 
-def save_pruned(model:nn.Module, path:str|Path, record:PruneRecord|None=None, meta:dict|None=None) -> Path:
-    "Save a (pruned) model as its channel configuration, state dict, pruning record and `meta` (loadable with weights_only)"
-    d = dict(channels=channel_config(model), state={k: v.detach().cpu() for k,v in model.state_dict().items()},
+def _is_size(v) -> bool:
+    "An int, or a non-empty tuple/list of ints (not bools): what a layer's shape is built from"
+    _int = lambda o: isinstance(o, int) and not isinstance(o, bool)
+    return _int(v) or (isinstance(v, (tuple, list)) and len(v) > 0 and all(_int(o) for o in v))
+
+def module_sizes(model:nn.Module) -> dict:
+    "Every module's integer size attributes (channels, features, groups, heads, kernel sizes, ...), by module name"
+    out = {}
+    for n,m in model.named_modules():
+        d = {k: list(v) if isinstance(v, tuple) else v for k,v in vars(m).items() if not k.startswith('_') and _is_size(v)}
+        if d: out[n] = d
+    return out
+
+def tensor_shapes(model:nn.Module) -> dict:
+    "The shape of every parameter and buffer of `model`, by name"
+    return {k: list(v.shape) for k,v in [*model.named_parameters(), *model.named_buffers()]}
+
+def _reshape_to(model:nn.Module, sizes:dict, shapes:dict) -> nn.Module:
+    "Set `model`'s size attributes to `sizes` and resize (uninitialised) every parameter and buffer whose shape differs from `shapes`"
+    named = dict(model.named_modules())
+    missing = [n for n in [*sizes, *(k.rpartition('.')[0] for k in shapes)] if n not in named]
+    if missing: raise KeyError(f"the pruned model has modules {missing[:3]} that {type(model).__name__} does not have: build the same architecture it was pruned from")
+    for n,d in sizes.items():
+        for k,v in d.items(): setattr(named[n], k, tuple(v) if isinstance(getattr(named[n], k, None), tuple) else v)
+    for k,shape in shapes.items():
+        mod,_,attr = k.rpartition('.')
+        t = getattr(named[mod], attr, None)
+        if t is None: raise KeyError(f"{type(model).__name__} has no {k!r}: build the same architecture it was pruned from")
+        if list(t.shape) != list(shape): _resize(named[mod], attr, tuple(shape))
+    return model
+
+def _resize(m:nn.Module, name:str, shape):
+    old = getattr(m, name)
+    if old is None: return
+    new = torch.empty(shape, dtype=old.dtype, device=old.device)
+    if isinstance(old, nn.Parameter): setattr(m, name, nn.Parameter(new, requires_grad=old.requires_grad))
+    else: m.register_buffer(name, new, persistent=name not in m._non_persistent_buffers_set)
+
+def _rebuild(make_model, d:dict) -> nn.Module:
+    "`make_model()` reshaped as the stored model `d` and loaded with its state dict"
+    model = make_model()
+    if not isinstance(model, nn.Module): bad_arg('make_model', model, 'a function returning the unpruned model', exc=TypeError)
+    if 'sizes' in d: _reshape_to(model, d['sizes'], d['shapes'])
+    else: apply_channel_config(model, d['channels'])  # a file from before module_sizes
+    model.load_state_dict(d['state'])
+    return model
+
+def save_pruned(model:nn.Module, path:str|Path, record:PruneRecord|None=None, meta:dict|None=None,
+                make_model=None) -> Path: # the unpruned architecture's factory: the reload is proven before the file is written
+    "Save a (pruned) model as its module sizes, tensor shapes, state dict, pruning record and `meta` (loadable with weights_only)"
+    d = dict(channels=channel_config(model), sizes=module_sizes(model), shapes=tensor_shapes(model),
+             state={k: v.detach().cpu() for k,v in model.state_dict().items()},
              record=record.to_dict() if record is not None else None, meta=meta or {}, weights_hash=state_hash(model))
     buf = io.BytesIO(); torch.save(d, buf)
+    if make_model is not None:
+        try:
+            back = _rebuild(make_model, torch.load(io.BytesIO(buf.getvalue()), map_location='cpu', weights_only=True))
+        except (RuntimeError, KeyError, TypeError) as e:
+            raise RuntimeError(f"not saved: the pruned model does not load back into make_model() ({e})") from e
+        a,b = d['state'], back.state_dict()
+        bad = [k for k in a if k not in b or not torch.equal(a[k], b[k].cpu())] + [k for k in b if k not in a]
+        if bad or module_sizes(back) != d['sizes']:
+            raise RuntimeError(f"not saved: the pruned model reloads into make_model() with other weights or sizes ({(bad or ['module sizes'])[:3]})")
     return atomic_write(path, buf.getvalue())
 
 def load_pruned(make_model, path:str|Path) -> tuple[nn.Module, PruneRecord|None, dict]:
-    "The model saved by `save_pruned`: `make_model()` (the unpruned architecture) resized and loaded; its record and meta"
+    "The model saved by `save_pruned`: `make_model()` (the unpruned architecture) reshaped and loaded; its record and meta"
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no pruned model at {path}: prune and save it first")
     d = torch.load(path, map_location='cpu', weights_only=True)
-    model = apply_channel_config(make_model(), d['channels'])
-    model.load_state_dict(d['state'])
+    model = _rebuild(make_model, d)
     return model, (PruneRecord.from_dict(d['record']) if d['record'] is not None else None), d['meta']
 
-# %% ../nbs/16_prune.ipynb #cell-26
+# %% ../nbs/16_prune.ipynb #cell-30
 def prune_learner(learn, ratio:float, **kwargs) -> PruneRecord:
     "Prune `learn.model` by BN scale (`prune_by_bn` with `kwargs`) and rebuild the optimiser on the pruned parameters"
-    xb = learn.dls.train.one_batch()[0][:1]
+    dls = learn.dls
+    dl = dls.valid if len(dls.loaders) > 1 and len(dls.valid) else dls.train.new(shuffle=False)
+    xb = dl.one_batch()[0][:1]
     dev = next(learn.model.parameters()).device
     rec = prune_by_bn(learn.model, ratio, xb.to(dev), **kwargs)
     learn.create_opt()
