@@ -18,7 +18,7 @@ from fastai.optimizer import Adam
 from fastcore.basics import store_attr
 from fastcore.foundation import L
 from .core import *
-from .data import ArrayDL, crop_flip, draw_crop_flip, with_train_dl
+from .data import ArrayDL, ArrayIndices, crop_flip, draw_crop_flip, norm_stats, with_train_dl
 from .distill.core import freeze, skip_distill
 
 # %% auto #0
@@ -414,7 +414,7 @@ class SampleDL(ArrayDL):
         if mean is None and not len(x): raise ValueError("no images to compute the normalisation from: pass mean and std")
         super().__init__(x, y, bs=bs, shuffle=False, drop_last=True, augment=augment, pad=pad, mean=mean, std=std,
                          seed=seed, device=device, **kwargs)
-        self.n_batches,self.n,self.dataset = n_batches, n_batches*self.bs, range(n_batches*self.bs)
+        self.n_batches,self.n,self.dataset = n_batches, n_batches*self.bs, ArrayIndices(n_batches*self.bs)
 
     def set_data(self, x:Tensor, y:Tensor):
         "Sample from these images from the next epoch on"
@@ -429,9 +429,11 @@ class SampleDL(ArrayDL):
         j = i.to(self.x.device)
         return self.x[j], self.y[j]
 
-    def new(self, **kwargs):
+    def new(self, dataset=None, **kwargs):
+        "A copy with some settings changed; an empty `dataset` (fastai's `new_empty`, for `learn.export`) gives one without images"
         kw = dict(x=self.x, y=self.y, n_batches=self.n_batches, bs=self.bs, augment=self.augment, pad=self.pad,
-                  mean=self.mean.flatten(), std=self.std.flatten(), seed=self.seed, device=self.device)
+                  mean=self.mean.flatten(), std=self.std.flatten(), seed=self.seed, device=self.device, vocab=self.vocab)
+        if dataset is not None and not len(dataset): kw.update(x=self.x[:0], y=self.y[:0])
         kw.update({k: v for k,v in kwargs.items() if k in kw})
         return SampleDL(**kw)
 
@@ -460,8 +462,11 @@ class DataFreeKD(Callback):
                             "images (build the loaders with datafree_dls(dls))")
         dev = self.learn.dls.device or next(self.learn.model.parameters()).device
         freeze(self.teacher, dev)
-        self.synthesizer.setup(self.teacher, self.learn.dls.c, dl.mean.flatten(), dl.std.flatten(), tuple(dl.x.shape[1:]) or (3, 32, 32),
-                               student=self.learn.model, seed=self.seed)
+        shape = tuple(dl.x.shape[1:]) or (3, 32, 32)
+        c = getattr(self.learn.dls, 'c', None) or dl.c
+        if c is None:  # loaders that name no classes: the teacher's outputs say how many
+            with torch.no_grad(): c = self.teacher(torch.zeros(1, *shape, device=dev)).shape[-1]
+        self.synthesizer.setup(self.teacher, c, dl.mean.flatten(), dl.std.flatten(), shape, student=self.learn.model, seed=self.seed)
         self.image_pool = ImagePool(self.work_dir/'pool')
         self.fingerprint = config_hash(dict(synth=self.synthesizer.cfg(), teacher=state_hash(self.teacher),
                                             student=state_hash(self.learn.model), n_epoch=self.n_epoch, batches=self.batches,
@@ -522,17 +527,33 @@ class DataFreeKD(Callback):
                     layer_losses=h[-1]['layer_losses'] if h else [], loss=h[-1]['loss'] if h else {})
 
 # %% ../nbs/17_datafree.ipynb #cell-41
-def datafree_dls(dls, n_batches:int|None=None, # training batches per epoch (default: as many as `dls.train` has)
+def _image_shape(dls) -> tuple:
+    "(C, H, W) of `dls`'s training images after their transforms (one batch of a copy of a fastai loader)"
+    tr = dls.train
+    if isinstance(tr, ArrayDL): return tuple(tr.x.shape[1:])
+    dl = tr.new(shuffle=False) if len(tr) else dls.valid
+    return tuple(dl.one_batch()[0].shape[1:])
+
+def datafree_dls(dls:DataLoaders, n_batches:int|None=None, # training batches per epoch (default: as many as `dls.train` has)
                  bs:int|None=None, x=None, y=None, seed:int=0, augment:bool=True):
-    "`dls` with its training loader replaced by a `SampleDL` over `x, y` (default: empty, for `DataFreeKD` to fill)"
+    "`dls` (the study's or your own fastai loaders) with its training loader replaced by a `SampleDL` over `x, y` (default: empty, for `DataFreeKD` to fill)"
+    if not isinstance(dls, DataLoaders): bad_arg('dls', type(dls).__name__, 'fastai DataLoaders (from image_dls, ImageDataLoaders, a DataBlock, ...)', exc=TypeError)
     tr = dls.train
     n_batches,bs = n_batches or len(tr), bs or tr.bs
-    if x is None: x,y = torch.zeros(0, *tr.x.shape[1:], dtype=torch.uint8, device=tr.x.device), torch.zeros(0, dtype=torch.long, device=tr.x.device)
-    dl = SampleDL(x, y, n_batches, bs, augment=augment, pad=getattr(tr, 'pad', 4), mean=tr.mean.flatten(), std=tr.std.flatten(),
-                  seed=seed, device=dls.device)
-    return with_train_dl(dls, dl)
+    shape = _image_shape(dls)
+    dev = tr.x.device if isinstance(tr, ArrayDL) else torch.device(dls.device or 'cpu')
+    stats = norm_stats(dls)
+    mean,std = stats if stats is not None else (torch.zeros(shape[0]), torch.ones(shape[0]))  # no Normalize: images in [0, 1]
+    vocab = getattr(dls, 'vocab', None)
+    c = getattr(dls, 'c', None) or (len(vocab) if vocab is not None else None)
+    if x is None: x,y = torch.zeros(0, *shape, dtype=torch.uint8, device=dev), torch.zeros(0, dtype=torch.long, device=dev)
+    dl = SampleDL(x, y, n_batches, bs, augment=augment, pad=getattr(tr, 'pad', 4), mean=mean, std=std, seed=seed,
+                  device=dls.device, vocab=vocab)
+    new = with_train_dl(dls, dl)
+    new.c,new.vocab = c,vocab
+    return new
 
-# %% ../nbs/17_datafree.ipynb #cell-49
+# %% ../nbs/17_datafree.ipynb #cell-51
 def sample_grid(x, y:Tensor|None=None, # uint8 images and labels, or a pool folder (then y is read from it)
                 classes=None, per_class:int=6, title:str=''):
     "A matplotlib figure: up to `per_class` images of each class in `y`, one column per class"
