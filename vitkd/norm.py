@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_norm.ipynb #cell-1
 from __future__ import annotations
-import statistics, warnings
+import io, statistics, warnings
+from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
 from .core import *
@@ -12,8 +13,8 @@ from .bench import saved_bytes, time_rounds
 from .models import resnet_cifar
 
 # %% auto #0
-__all__ = ['NORM_KINDS', 'BENCH_NORMS', 'WSConv2d', 'GhostBatchNorm2d', 'BatchChannelNorm2d', 'convert_norm', 'saved_bytes',
-           'norm_benchmark']
+__all__ = ['NORM_KINDS', 'BENCH_NORMS', 'WSConv2d', 'GhostBatchNorm2d', 'BatchChannelNorm2d', 'convert_norm', 'save_converted',
+           'load_converted', 'saved_bytes', 'norm_benchmark']
 
 # %% ../nbs/08_norm.ipynb #cell-6
 class WSConv2d(nn.Conv2d):
@@ -167,8 +168,14 @@ def convert_norm(model:nn.Module, kind:str, groups:int=32, # groups of GN and BC
     if virtual_bs is not None: check_int('virtual_bs', virtual_bs, fix='give the images per device, or None')
     for k in ('ws', 'strict', 'copy_affine'):
         if not isinstance(locals()[k], bool): bad_arg(k, locals()[k], 'True or False', exc=TypeError)
-    check_kwargs(f"convert_norm(kind={kind!r})", kwargs, _KIND_KWARGS[kind],
+    check_kwargs(f"convert_norm(kind={kind!r})", kwargs, ['groups', 'ws', 'virtual_bs', 'strict', 'copy_affine', *_KIND_KWARGS[kind]],
                  "BN and ghost BN keep the old layer's eps and momentum; GN/LN/IN take eps; BCN takes eps, momentum, estimate")
+    acts = (kind != 'bn' or virtual_bs is not None)
+    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) and (acts or not ws or not any(type(m) is nn.Conv2d for m in model.modules())):
+        norms = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))})
+        raise ValueError(f"{type(model).__name__} has no BatchNorm2d layer to convert" + (f" (it normalises with {', '.join(norms)})" if norms else '') +
+                         ": convert_norm would change nothing. It swaps BatchNorm: use a CNN with BatchNorm, or build the model with the "
+                         "norm you want (timm: norm_layer=...)")
     from timm.layers import BatchNormAct2d
     todo,adjusted = [],[]
     for name,m in model.named_modules():
@@ -191,16 +198,41 @@ def convert_norm(model:nn.Module, kind:str, groups:int=32, # groups of GN and BC
         msg = f"groups={groups} does not divide the channels of {len(adjusted)} layer(s): {'; '.join(adjusted)}"
         if strict: raise ValueError(msg + " (pass strict=False to use the largest divisor, or choose another groups)")
         warnings.warn(msg + "; used the largest divisor <= groups")
+    conversion = dict(kind=kind, groups=groups, ws=ws, virtual_bs=virtual_bs, copy_affine=copy_affine, **kwargs)
     for name,new,old in todo:
         new = _place(new, old)
-        if not name: return new
+        if not name: new.norm_conversion = conversion; return new
         parent,_,attr = name.rpartition('.')
         setattr(model.get_submodule(parent) if parent else model, attr, new)
+    model.norm_conversion = conversion  # what load_converted needs to rebuild the architecture
     if isinstance(getattr(model, 'cfg', None), dict):  # a registry model (vitkd.models): its config, which keys the model cache, records the conversion
-        model.cfg = {**model.cfg, 'convert_norm': dict(kind=kind, groups=groups, ws=ws, virtual_bs=virtual_bs, copy_affine=copy_affine, **kwargs)}
+        model.cfg = {**model.cfg, 'convert_norm': conversion}
     return model
 
-# %% ../nbs/08_norm.ipynb #cell-36
+def save_converted(model:nn.Module, path:str|Path) -> Path:
+    "Save a model converted by `convert_norm` as its state dict and the conversion (loadable with weights_only)"
+    conv = getattr(check_module('model', model), 'norm_conversion', None)
+    if conv is None: raise ValueError("model was not converted by convert_norm: save its state dict with torch.save(model.state_dict(), path)")
+    buf = io.BytesIO(); torch.save(dict(state={k: v.detach().cpu() for k,v in model.state_dict().items()}, convert_norm=conv), buf)
+    return atomic_write(path, buf.getvalue())
+
+def load_converted(model, # the unconverted model, or a function that makes it (`lambda: timm.create_model(...)`)
+                   state, # a file from `save_converted`, or a state dict (then give the conversion as `conversion`)
+                   **conversion) -> nn.Module: # `convert_norm`'s arguments (default: those saved with `state`)
+    "The model converted as `state`'s was, with `state`'s weights: `convert_norm(model, **conversion)` then a strict `load_state_dict`"
+    m = model if isinstance(model, nn.Module) else model() if callable(model) else None
+    if m is None: bad_arg('model', model, 'a module or a function returning one', exc=TypeError)
+    if isinstance(state, (str, Path)): state = torch.load(state, map_location='cpu', weights_only=True)
+    if isinstance(state, dict) and set(state) == {'state', 'convert_norm'}: state,conversion = state['state'], conversion or state['convert_norm']
+    if not conversion:
+        raise ValueError("the state dict does not say how the model was converted: save it with save_converted(model, path), or pass "
+                         "convert_norm's arguments, e.g. load_converted(make_model, sd, kind='gn', groups=8) or "
+                         "load_converted(make_model, sd, **converted.cfg['convert_norm'])")
+    m = convert_norm(m, **conversion)
+    m.load_state_dict(state)
+    return m
+
+# %% ../nbs/08_norm.ipynb #cell-40
 BENCH_NORMS = {'BN': dict(kind='bn'), 'ghost BN (k=4)': dict(kind='ghost_bn', virtual_bs=4), 'GN': dict(kind='gn'),
                'GN+WS': dict(kind='gn', ws=True), 'BCN+WS': dict(kind='bcn', ws=True)}
 
