@@ -10,6 +10,7 @@ import PIL
 from PIL import Image
 from fasttransform import DisplayedTransform
 from fastai.torch_core import TensorImage
+from fastai.vision.core import PILImage
 from .core import *
 from .data import ImageArrays
 from .bench import time_rounds, torch_threads
@@ -175,8 +176,13 @@ class LanczosResize(DisplayedTransform):
         self.size,self.a,self.antialias = size,a,antialias
         _check_resize_args(torch.zeros(1, 1), size, a)
     def encodes(self, x:TensorImage): return TensorImage(lanczos_resize(x, self.size, self.a, self.antialias))
+    def encodes(self, x:PILImage):
+        a = np.asarray(x)
+        t = torch.from_numpy(a.copy()); t = t.permute(2, 0, 1) if t.ndim == 3 else t[None]
+        y = lanczos_resize(t, self.size, self.a, self.antialias)
+        return type(x).create((y.permute(1, 2, 0) if a.ndim == 3 else y[0]).numpy())
 
-# %% ../nbs/09_resize.ipynb #cell-38
+# %% ../nbs/09_resize.ipynb #cell-40
 RESIZE_METHODS = ('nearest', 'bilinear', 'bicubic', 'lanczos3', 'lanczos5')
 
 def resize_batch(x:torch.Tensor, size:int|tuple, method:str='lanczos3') -> torch.Tensor:
@@ -202,7 +208,7 @@ def resize_arrays(a, size:int, method:str='lanczos3', bs:int=1024, device=None):
     out = ImageArrays(xtr, a.y_train, xte, a.y_test, a.classes, f'{a.name}@{size}px-{method}')
     return out, secs, (len(xtr) + len(xte))/secs
 
-# %% ../nbs/09_resize.ipynb #cell-41
+# %% ../nbs/09_resize.ipynb #cell-43
 def torch_has_lanczos() -> bool:
     "Whether this torch's `F.interpolate` has `mode='lanczos'`"
     try: F.interpolate(torch.zeros(1, 1, 4, 4), size=(2, 2), mode='lanczos', antialias=True); return True
