@@ -20,8 +20,8 @@ from ..train import make_learner, SkipValidation, eval_batches, trained_model
 
 # %% auto #0
 __all__ = ['ConvBN', 'Bottleneck', 'C2f', 'SPPF', 'Backbone', 'Neck', 'Head', 'TinyYolo', 'decode_boxes', 'assign',
-           'DetectionLoss', 'postprocess', 'evaluate_detector', 'boxes_to_pred', 'plot_detections', 'detections_grid',
-           'fit_detector', 'detector_metrics', 'trained_detector']
+           'check_detector_output', 'DetectionLoss', 'postprocess', 'evaluate_detector', 'boxes_to_pred',
+           'plot_detections', 'detections_grid', 'fit_detector', 'detector_metrics', 'trained_detector']
 
 # %% ../../nbs/19_detect.model.ipynb #cell-5
 class ConvBN(nn.Sequential):
@@ -188,6 +188,28 @@ def assign(pred_boxes:Tensor, scores:Tensor, anchors:Tensor, gt_boxes:Tensor, gt
     norm = (am * (iou * pos).amax(2, keepdim=True) / (am.amax(2, keepdim=True) + 1e-9)).amax(1)  # (B,A)
     return gt_idx, fg, norm * fg
 
+def _describe(out) -> str:
+    "What a model returned, in a few words"
+    if isinstance(out, Tensor): return f"a tensor of shape {tuple(out.shape)}"
+    if isinstance(out, dict): return f"a dict with keys {', '.join(map(str, list(out)[:5]))}"
+    if isinstance(out, (list, tuple)):
+        if out and all(isinstance(o, dict) for o in out): return f"a {type(out).__name__} of {len(out)} dicts with keys {', '.join(map(str, list(out[0])[:5]))}"
+        return f"a {type(out).__name__} of {len(out)}: " + ', '.join(_describe(o) if isinstance(o, (Tensor, dict)) else type(o).__name__ for o in out[:3])
+    return type(out).__name__
+
+def check_detector_output(out, where:str='this') -> tuple[Tensor, Tensor]:
+    "`out` as `(pred, anchors)` if it follows the detector contract (pred (B, A, 4+classes), anchors (A, 3)); else an error that says what it is"
+    ok = isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)
+    if ok:
+        pred,anc = out
+        ok = pred.ndim == 3 and pred.shape[-1] > 4 and anc.ndim == 2 and anc.shape[-1] == 3 and anc.shape[0] == pred.shape[1]
+    if not ok:
+        raise TypeError(f"{where} needs a detector that returns (pred, anchors): pred (batch, points, 4 + classes), the raw side distances "
+                        f"and class logits of each grid point, and anchors (points, 3), their x, y and stride, as TinyYolo does; the model "
+                        f"returned {_describe(out)}. A torchvision detector (detections as dicts in eval mode, a dict of losses in "
+                        "training) is not one: score its detections with torchmetrics' MeanAveragePrecision and train it with its own losses")
+    return out[0], out[1]
+
 class DetectionLoss:
     "Task-aligned assignment, complete-IoU box loss and BCE class loss on IoU-aware targets"
     def __init__(self, targets:str='iou', # 'iou': class target = IoU of the prediction, box weight 1; 'tal': YOLOv8's normalised alignment
@@ -198,7 +220,7 @@ class DetectionLoss:
         self.cls_gain = cls_gain if cls_gain is not None else (1. if targets == 'iou' else 0.5)
         self.topk,self.alpha,self.beta,self.targets = topk,alpha,beta,targets
     def __call__(self, out, gt_boxes:Tensor, gt_labels:Tensor) -> Tensor:
-        pred,anchors = out
+        pred,anchors = check_detector_output(out, 'DetectionLoss')
         pred = pred.float()
         nc = pred.shape[-1] - 4
         boxes = decode_boxes(pred, anchors)
@@ -239,7 +261,8 @@ def evaluate_detector(model:nn.Module, dl, conf:float=0.001, iou:float=0.6, max_
     from torchmetrics.detection import MeanAveragePrecision
     metric = MeanAveragePrecision(box_format='xyxy', iou_type='bbox', backend='pycocotools', max_detection_thresholds=[1, 10, max_det])
     n = 0
-    for (pred,anc),bb,lb in eval_batches(model, dl):
+    for out,bb,lb in eval_batches(model, dl):
+        pred,anc = check_detector_output(out, 'evaluate_detector')
         dets = postprocess(pred.float(), anc, conf, iou, max_det)
         tgts = [dict(boxes=b[l >= 0].cpu(), labels=l[l >= 0].cpu()) for b,l in zip(bb, lb)]
         metric.update([{k: v.cpu() for k,v in d.items()} for d in dets], tgts); n += len(bb)
@@ -268,7 +291,7 @@ class _Oracle(nn.Module):
         p = self.preds[self.i:self.i + len(x)]; self.i += len(x)
         return p, self.anchors
 
-# %% ../../nbs/19_detect.model.ipynb #cell-25
+# %% ../../nbs/19_detect.model.ipynb #cell-27
 def plot_detections(ax, img:Tensor, # (3,H,W) in [0, 1]
                     det:dict|None=None, classes:list|None=None, gt:tuple|None=None, # (boxes, labels) to draw dashed
                     conf:float=0.3, title:str=''):
@@ -308,7 +331,16 @@ def detections_grid(models:dict, dl, n:int=6, conf:float=0.3, figsize_per:float=
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/19_detect.model.ipynb #cell-28
+# %% ../../nbs/19_detect.model.ipynb #cell-30
+def _check_detector(model:nn.Module, dls):
+    "Check `model` against the detector contract on one image of `dls` (eval mode, no gradients), before training starts"
+    x = dls.train.new(shuffle=False).one_batch()[0][:1]
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad(): out = model(x.to(next(model.parameters()).device))
+    finally: model.train(was)
+    check_detector_output(out, 'fit_detector')
+
 def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.05, cbs=None,
                  loss_func=None, fp16:bool|None=None, seed:int|None=None, quiet:bool=True,
                  opt:str='adam', # 'adam' (AdamW, the study's default) or 'sgd' (momentum 0.9, as network slimming trains)
@@ -316,6 +348,7 @@ def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.
     "Train a detector with `DetectionLoss` (default), AdamW (or SGD) and one-cycle; return the Learner"
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if opt not in ('adam', 'sgd'): raise ValueError(f"unknown opt {opt!r}: choose 'adam' or 'sgd'")
+    _check_detector(model, dls)
     if seed is not None: set_seed(seed)
     cbs = L(cbs) + [SkipValidation()]
     learn = make_learner(model, dls, loss_func=loss_func or DetectionLoss(), cbs=cbs, wd=wd, label_smoothing=0., metrics=[], fp16=fp16, quiet=quiet)
@@ -327,7 +360,7 @@ def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.
     with learn.no_logging() if quiet else nullcontext(): learn.fit_one_cycle(epochs, lr)
     return learn
 
-# %% ../../nbs/19_detect.model.ipynb #cell-34
+# %% ../../nbs/19_detect.model.ipynb #cell-36
 def detector_metrics(model:nn.Module, dls) -> dict:
     "Held-out mAP50 and mAP50-95 (`evaluate_detector` on `dls.test`)"
     return evaluate_detector(model, dls.test)
