@@ -123,7 +123,8 @@ def prune_by_bn(model:nn.Module, ratio:float, example_inputs, # a batch (or tupl
     ratios = {named[n] if isinstance(n, str) else n: r for n,r in (layer_ratios or {}).items()}
     before = {n: _out_channels(m) for n,m in named.items() if isinstance(m, PRUNABLE)}
     example_inputs = plain_tensors(example_inputs)
-    was = model.training; model.eval()
+    was,grads = model.training, {n: p.requires_grad for n,p in model.named_parameters()}
+    model.eval().requires_grad_(True)  # torch-pruning skips frozen layers: a frozen teacher's copy would lose nothing
     pruner = tp.pruner.MetaPruner(model, example_inputs, importance=tp.importance.BNScaleImportance(), pruning_ratio=ratio,
                                   pruning_ratio_dict=ratios or None, global_pruning=global_pruning, ignored_layers=protect,
                                   round_to=round_to, max_pruning_ratio=max_layer_ratio, output_transform=output_transform)
@@ -135,6 +136,7 @@ def prune_by_bn(model:nn.Module, ratio:float, example_inputs, # a batch (or tupl
                 removed.setdefault(name_of[m], set()).update(int(i) for i in tp._helpers.to_plain_idxs(idxs))
         group.prune()
     model.train(was)
+    for n,p in model.named_parameters(): p.requires_grad_(grads.get(n, True))
     kept = {n: [i for i in range(before[n]) if i not in r] for n,r in removed.items()}
     for n,m in named.items():
         if isinstance(m, PRUNABLE) and _out_channels(m) != len(kept.get(n, range(before[n]))):
