@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #cell-1
 from __future__ import annotations
-import bz2, gzip, hashlib, inspect, io, lzma, os, random, re, shutil, tarfile, tempfile, warnings, zlib
+import bz2, gzip, hashlib, inspect, io, lzma, os, random, shutil, tarfile, tempfile, warnings, zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -451,6 +451,8 @@ class ArrayDL(EpochSeeded, DataLoader):
         imgs = self.decode(x[:max_n]).clamp(0, 1).cpu()
         return [(im, *(self._label(y[i]) for y in ys)) for i,im in enumerate(imgs)]
     def _show(self, samples, titles, max_n, ctxs, show, **kwargs):
+        "Plot `samples` titled `titles` on `ctxs` (a new grid by default); without `show`, the (image, title) pairs"
+        if not show: return list(zip(samples, titles))
         from fastai.vision.data import get_grid
         from fastai.torch_core import show_image
         if ctxs is None: ctxs = get_grid(min(len(samples), max_n), **kwargs)
@@ -555,9 +557,10 @@ def balanced_subset(dl:ArrayDL, n:int|None, seed:int=0) -> ArrayDL:
 
 # %% ../nbs/01_data.ipynb #cell-53
 def norm_stats(dls) -> tuple[torch.Tensor, torch.Tensor]|None:
-    "The per-channel (mean, std) `dls` (or a loader) normalises images with (fastai's `Normalize` in `after_batch`, or an `ArrayDL`'s), on the CPU; None if it does not normalise"
+    "The per-channel (mean, std) `dls` (or a loader) normalises images with (fastai's `Normalize` in `after_batch`, or a vitkd loader's own), on the CPU; None if it does not normalise"
     dl = dls.train if isinstance(dls, DataLoaders) else dls
-    if isinstance(dl, ArrayDL): return dl.mean.flatten().cpu(), dl.std.flatten().cpu()
+    if isinstance(getattr(dl, 'mean', None), torch.Tensor) and isinstance(getattr(dl, 'std', None), torch.Tensor):  # ArrayDL, detection's DetDL
+        return dl.mean.flatten().cpu(), dl.std.flatten().cpu()
     pipe = getattr(dl, 'after_batch', None)
     if not isinstance(pipe, Pipeline):
         bad_arg('dls', type(dls).__name__, 'fastai DataLoaders or one of their loaders (a TfmdDL, or an ArrayDL)', exc=TypeError)
