@@ -34,18 +34,19 @@ def rkd_loss(s:Tensor, t:Tensor, # student and teacher features of one batch (B,
     "Relational KD (Park et al. 2019): Huber loss between the normalised pair distances, and between the triplet angles"
     _check_batch(s, t)
     s,t = s.flatten(1).float(), t.flatten(1).float()
-    loss = s.new_zeros(())
-    if distance:
-        norm = lambda d: d / d[d > 0].mean()
-        loss = loss + distance*F.smooth_l1_loss(norm(pair_distances(s)), norm(pair_distances(t)).detach())
-    if angle: loss = loss + angle*F.smooth_l1_loss(triplet_angles(s), triplet_angles(t).detach())
+    with torch.autocast(s.device.type, enabled=False):  # the products in float32 under mixed precision too
+        loss = s.new_zeros(())
+        if distance:
+            norm = lambda d: d / d[d > 0].mean()
+            loss = loss + distance*F.smooth_l1_loss(norm(pair_distances(s)), norm(pair_distances(t)).detach())
+        if angle: loss = loss + angle*F.smooth_l1_loss(triplet_angles(s), triplet_angles(t).detach())
     return loss
 
-def sp_loss(s:Tensor, t:Tensor) -> Tensor:
+def sp_loss(s:Tensor, t:Tensor, p:float=2.) -> Tensor: # p: the norm that divides each row of G (2, the paper's)
     "Similarity-preserving KD (Tung & Mori 2019): squared Frobenius distance of the row-normalised batch Gram matrices, over b^2"
     _check_batch(s, t)
-    g = lambda f: F.normalize(f.flatten(1).float() @ f.flatten(1).float().T, dim=1)
-    return (g(s) - g(t).detach()).pow(2).sum() / len(s)**2
+    g = lambda f: F.normalize(f.flatten(1).float() @ f.flatten(1).float().T, p=p, dim=1)
+    with torch.autocast(s.device.type, enabled=False): return (g(s) - g(t).detach()).pow(2).sum() / len(s)**2
 
 # %% ../../nbs/14a_distill.relation.ipynb #cell-9
 class RKDCallback(FeatureKD):
