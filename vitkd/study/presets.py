@@ -80,6 +80,10 @@ SIZES = {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=3, test_n=None),
         'quick': dict(subset=150, bs=64, epochs=3, seeds=5, test_n=5000),
         'full':  dict(subset=None, bs=256, epochs=10, seeds=3, test_n=None)},
+    'kd_methods': {
+        'smoke': dict(subset=None, bs=32, epochs=1, seeds=2, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
+        'quick': dict(subset=100, bs=64, epochs=2, seeds=5, test_n=2000, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
+        'full':  dict(subset=None, bs=256, epochs=15, seeds=3, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp'])},
     'norm_batch_size': {
         'smoke': dict(depth=10, width=8, epochs=1, bs=32, subset=None, ks=(2, 32), setups=('BN', 'GN', 'GN+WS'), bcn_ks=(), seeds=3, test_n=None,
                       bench=dict(bs=4, size=8, channels=16, depth=10, width=8, groups=4, rounds=1, memory_formats=('channels_first',))),
@@ -104,7 +108,7 @@ SIZES = {
 
 # an experiment runs after the ones whose cached artefacts it uses (their teachers, caches, pruned models)
 DEPENDS = {'kd_vit': ('baselines',), 'kd_cache': ('baselines', 'kd_vit'), 'datafree': ('baselines',),
-           'datafree_detect': ('detect_compress',)}
+           'datafree_detect': ('detect_compress',), 'kd_methods': ('baselines',)}
 
 def sizes(name:str, preset:str) -> dict:
     "The sizes of experiment `name` for `preset` (their dry transform in a dry run)"
@@ -132,6 +136,7 @@ _TRAININGS = {  # name -> (S, preset) -> [(epochs, images per epoch), ...], one 
                                     + [(S['ft']['epochs'], int(0.9*S['data']['n_train']))]*(len(S['ratios'])+2)*S['seeds']),
     'kd_cache': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*2*S['seeds'],
     'kd_vit': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*4*S['seeds'],
+    'kd_methods': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*(len(S['methods'])+1)*S['seeds'],
     'norm_batch_size': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*S['seeds']*sum(len(S['ks']) if s in ('BN', 'BCN+WS') else 1 for s in S['setups']),
     'resize_method': lambda S,p: [(d['epochs'], 1437 if n == 'digits' else train_images(p, None)) for n,d in S['data'].items()]*5*S['seeds'],
     'small_data_vit': lambda S,p: [(d['epochs'], train_images(p, n if n != -1 else -1)) for n,d in S['sizes'].items()]*len(S['variants'])*S['seeds'],
