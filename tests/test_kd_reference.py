@@ -42,21 +42,14 @@ def io(path, t, key='output'): return {path: {key: t}}
 # ----------------------------------------------------------------------------------------------------------------
 # against torchdistill
 
+@pytest.mark.parametrize('ref_loss,prep', [('KDLoss', lambda z: z), ('LogitStdKDLoss', lambda z: standardize_logits(z))], ids=['kd', 'kd_ls'])
 @pytest.mark.parametrize('T', [1., 2., 4.])
 @pytest.mark.parametrize('seed', range(3))
-def test_kd_equals_torchdistill(td, T, seed):
-    "Soft targets: torchdistill's KDLoss without its task term (alpha=0) is the batch-mean KL, without the T^2"
+def test_kd_equals_torchdistill(td, ref_loss, prep, T, seed):
+    "Soft targets (KDLoss), and KD on z-scored logits (eps 1e-7: LogitStdKDLoss): torchdistill's loss without its task term (alpha=0) and without the T^2"
     s,t,_ = logits(seed)
-    ref = td.KDLoss('.', 'output', '.', 'output', temperature=T, alpha=0., beta=1.)(io('.', s), io('.', t))
-    torch.testing.assert_close(soft_target_loss(s, t, T), T*T*ref, rtol=1e-5, atol=1e-6)
-
-@pytest.mark.parametrize('T', [1., 2., 4.])
-@pytest.mark.parametrize('seed', range(3))
-def test_logit_standardisation_equals_torchdistill(td, T, seed):
-    "Logit standardisation: KD on z-scored logits (eps 1e-7) is torchdistill's LogitStdKDLoss (without its T^2 when alpha=0)"
-    s,t,_ = logits(seed)
-    ref = td.LogitStdKDLoss('.', 'output', '.', 'output', temperature=T, alpha=0., beta=1.)(io('.', s), io('.', t))
-    torch.testing.assert_close(soft_target_loss(standardize_logits(s), standardize_logits(t), T), T*T*ref, rtol=1e-5, atol=1e-6)
+    ref = getattr(td, ref_loss)('.', 'output', '.', 'output', temperature=T, alpha=0., beta=1.)(io('.', s), io('.', t))
+    torch.testing.assert_close(soft_target_loss(prep(s), prep(t), T), T*T*ref, rtol=1e-5, atol=1e-6)
 
 @pytest.mark.parametrize('beta,gamma,T', [(1., 1., 1.), (2., 0.5, 4.), (1., 2., 2.)])
 @pytest.mark.parametrize('seed', range(3))

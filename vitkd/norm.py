@@ -14,7 +14,7 @@ from .models import resnet_cifar
 
 # %% auto #0
 __all__ = ['NORM_KINDS', 'BENCH_NORMS', 'WSConv2d', 'GhostBatchNorm2d', 'BatchChannelNorm2d', 'convert_norm', 'save_converted',
-           'load_converted', 'saved_bytes', 'norm_benchmark']
+           'load_converted', 'norm_benchmark']
 
 # %% ../nbs/08_norm.ipynb #cell-6
 class WSConv2d(nn.Conv2d):
@@ -235,15 +235,6 @@ def load_converted(model, # the unconverted model, or a function that makes it (
 # %% ../nbs/08_norm.ipynb #cell-40
 BENCH_NORMS = {'BN': dict(kind='bn'), 'ghost BN (k=4)': dict(kind='ghost_bn', virtual_bs=4), 'GN': dict(kind='gn'),
                'GN+WS': dict(kind='gn', ws=True), 'BCN+WS': dict(kind='bcn', ws=True)}
-
-def saved_bytes(fn) -> tuple[int, object]:
-    "Bytes of the distinct tensors autograd saves for backward while running `fn()`, and `fn()`'s result"
-    if not callable(fn): bad_arg('fn', fn, 'a function of no arguments to run', exc=TypeError)
-    seen = {}
-    def pack(t):
-        s = t.untyped_storage(); seen[(s.data_ptr(), t.device)] = s.nbytes(); return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): out = fn()
-    return sum(seen.values()), out
 
 def _norm_unit(scope, cfg, channels, depth, width, groups, device):
     if scope == 'layer':
