@@ -7,7 +7,7 @@ ONLY    ?=
 STAMP   := $(VENV)/.vitkd-installed
 DIST    := $(VENV)/.vitkd-dist-installed
 
-.PHONY: study test report publish docs export clean-venv
+.PHONY: study test report publish docs export clean-venv gpu-rehearsal
 
 $(STAMP): settings.ini setup.py constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,6 +31,9 @@ publish: $(STAMP)  ## copy the finished run into results/$(PRESET) and its claim
 
 docs: $(STAMP)  ## execute the library notebooks in place (slow/gpu cells skipped), so their outputs are committed
 	$(PY) tools/execute_notebooks.py && $(VENV)/bin/nbdev_clean
+
+gpu-rehearsal: $(STAMP)  ## rehearse the GPU run on this CPU: Python 3.12 image imitation, bundle, gpu_run.sh --dry-run 1 from /tmp (tens of minutes; not in CI)
+	bash tools/gpu_rehearsal.sh
 
 export: $(STAMP)
 	$(VENV)/bin/nbdev_export

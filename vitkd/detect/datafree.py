@@ -253,7 +253,7 @@ def finetune_student(student:nn.Module, teacher:nn.Module, train:DetArrays, dls,
     student.requires_grad_(True)  # a copy of a frozen teacher (pruned_copy) comes frozen too
     learn = fit_detector(student, fdls, epochs=epochs, lr=lr, cbs=cbs, loss_func=WeightedLoss(DetectionLoss(), task), seed=seed)
     return student, dict(epochs=epochs, steps=steps, bs=bs, train_images=len(train), student_images=epochs*steps*bs,
-                         train_s=learn.throughput.seconds)
+                         train_s=learn.throughput.seconds, precision=learn.precision.name)
 
 # %% ../../nbs/20_detect.datafree.ipynb #cell-30
 @torch.no_grad()

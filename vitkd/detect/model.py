@@ -342,7 +342,7 @@ def _check_detector(model:nn.Module, dls):
     check_detector_output(out, 'fit_detector')
 
 def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.05, cbs=None,
-                 loss_func=None, fp16:bool|None=None, seed:int|None=None, quiet:bool=True,
+                 loss_func=None, precision:str|None=None, seed:int|None=None, quiet:bool=True,
                  opt:str='adam', # 'adam' (AdamW, the study's default) or 'sgd' (momentum 0.9, as network slimming trains)
                  bn_lr_mult:float=1.): # learning rate of the BatchNorm scales relative to `lr` (their own parameter group)
     "Train a detector with `DetectionLoss` (default), AdamW (or SGD) and one-cycle; return the Learner"
@@ -351,7 +351,7 @@ def fit_detector(model:nn.Module, dls, epochs:int=10, lr:float=2e-3, wd:float=0.
     _check_detector(model, dls)
     if seed is not None: set_seed(seed)
     cbs = L(cbs) + [SkipValidation()]
-    learn = make_learner(model, dls, loss_func=loss_func or DetectionLoss(), cbs=cbs, wd=wd, label_smoothing=0., metrics=[], fp16=fp16, quiet=quiet)
+    learn = make_learner(model, dls, loss_func=loss_func or DetectionLoss(), cbs=cbs, wd=wd, label_smoothing=0., metrics=[], precision=precision, quiet=quiet)
     if opt == 'sgd': learn.opt_func = partial(SGD, mom=0.9)
     if bn_lr_mult != 1:
         gam = {id(m.weight) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine}

@@ -16,8 +16,8 @@ __all__ = ['set_seed', 'default_device', 'config_hash', 'timer', 'n_params', 'lo
 from ..core import *
 from ..data import balanced_subset, fresh_dls, image_dls, load_images, stratified_split, ImageArrays
 from ..models import create_model, list_models, resnet_cifar, rednet_cifar, vit_cifar
-from ..train import evaluate, fit_classifier, make_learner, trained_model
-from ..bench import count_macs, epoch_times, latency_fns, model_cost, time_ratios, time_rounds
+from ..train import epoch_times, evaluate, fit_classifier, make_learner, trained_model
+from ..bench import count_macs, latency_fns, model_cost, time_ratios, time_rounds
 from .modes import *
 from .presets import *
 from .shared import *

@@ -15,14 +15,14 @@ from ..train import evaluate, fit_classifier
 __all__ = ['NORM_SETUPS', 'GN_PAPER', 'fit_eval', 'depends_on_k', 'norm_resnet', 'fit_norm']
 
 # %% ../../nbs/35_study.arms.ipynb #cell-6
-def fit_eval(make_model, dls, epochs:int, lr:float, seed:int=0, cbs=None, test_dl=None) -> dict:
+def fit_eval(make_model, dls, epochs:int, lr:float, seed:int=0, cbs=None, test_dl=None, precision:str|None=None) -> dict:
     "Build `make_model()` under `seed`, train it on a fresh copy of `dls`, return test accuracy and speed"
     set_seed(seed)
     model = make_model()
-    learn = fit_classifier(model, fresh_dls(dls), epochs=epochs, lr=lr, cbs=cbs() if callable(cbs) else cbs, seed=seed)
+    learn = fit_classifier(model, fresh_dls(dls), epochs=epochs, lr=lr, cbs=cbs() if callable(cbs) else cbs, seed=seed, precision=precision)
     tp = learn.throughput
-    return dict(test_acc=evaluate(model, test_dl if test_dl is not None else dls.test), epoch_s=tp.seconds/epochs,
-                images_per_s=tp.images_per_s, train_s=tp.seconds, params=n_params(model))
+    return dict(test_acc=evaluate(model, test_dl if test_dl is not None else dls.test, precision), epoch_s=tp.seconds/epochs,
+                images_per_s=tp.images_per_s, train_s=tp.seconds, params=n_params(model), precision=learn.precision.name)
 
 # %% ../../nbs/35_study.arms.ipynb #cell-9
 NORM_SETUPS = {'BN': dict(kind='ghost_bn'), 'GN': dict(kind='gn'), 'GN+WS': dict(kind='gn', ws=True),

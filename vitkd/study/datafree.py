@@ -58,6 +58,7 @@ def distill_student(make_student, dls, teacher:nn.Module|None=None, inputs:str='
     tp = getattr(learn, 'throughput', None)  # vitkd.train's Throughput, where the learner has it: the training phase only
     info = dict(inputs=inputs, epochs=epochs, steps=steps, bs=ddls.train.bs, student_images=epochs*steps*ddls.train.bs,
                 fit_s=now(ddls.device) - t0, train_s=tp.seconds if tp is not None else nan,
+                precision=getattr(getattr(learn, 'precision', None), 'name', 'fp32'),
                 teacher_passes_kd=0 if inputs == 'alone' else epochs*steps*ddls.train.bs)
     info.update(df[0].summary() if df else dict(synth_s=0., synth_images=0, synth_images_per_s=nan, teacher_passes_per_image=nan,
                 pool_images=0, class_entropy=nan, class_entropy_min=nan, teacher_conf=nan, layer_losses=[], loss={}),

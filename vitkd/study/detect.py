@@ -42,7 +42,7 @@ def prune_finetune(teacher:nn.Module, dls, ratio:float,
     r = evaluate_detector(student, eval_dl)
     cost = model_cost(student, size or _probe_input(dls.train).shape[-1])
     return student, rec, dict(map50=r['map50'], map=r['map'], **{f'{k}_pruned': v for k,v in pruned.items() if k != 'images'},
-                              params=cost['params'], macs=cost['macs'], train_s=learn.throughput.seconds)
+                              params=cost['params'], macs=cost['macs'], train_s=learn.throughput.seconds, precision=learn.precision.name)
 
 # %% ../../nbs/37_study.detect.ipynb #cell-11
 def compress_setup(run_dir:str|Path, # the detect_compress experiment's run folder

@@ -38,7 +38,7 @@ CHECKS = ('vit', 'deit_live', 'kd_cache', 'ghost_bn', 'bn_per_rank')
 def _train_once(make, cbs, sync_bn, dls, epochs, lr, seed, parallel):
     set_seed(seed)
     model = make()
-    learn = fit_classifier(model, fresh_dls(dls), epochs=epochs, lr=lr, seed=seed, fp16=False,
+    learn = fit_classifier(model, fresh_dls(dls), epochs=epochs, lr=lr, seed=seed, precision='fp32',
                            cbs=cbs() + ([DataParallelTrainer(sync_bn=sync_bn)] if parallel else []))
     acc = evaluate_distributed(model, dls.test) if parallel else evaluate(model, dls.test)
     model.eval()

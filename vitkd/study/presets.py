@@ -4,12 +4,13 @@
 
 # %% ../../nbs/31_study.presets.ipynb #cell-1
 from __future__ import annotations
-import copy, math
+import copy, math, os
 from ..core import *
 from .modes import dry_run, dry_sizes
 
 # %% auto #0
-__all__ = ['ROLES', 'PRESETS', 'SIZES', 'DEPENDS', 'preset_cfg', 'recipe', 'sizes', 'train_images', 'preset_cost']
+__all__ = ['ROLES', 'PRESETS', 'SIZES', 'DEPENDS', 'merge_sizes', 'size_overrides', 'preset_cfg', 'recipe', 'sizes',
+           'train_images', 'preset_cost']
 
 # %% ../../nbs/31_study.presets.ipynb #cell-6
 ROLES = {'cnn': 'resnet_cifar', 'rednet': 'rednet_cifar', 'vit': 'vit_cifar'} # role -> registered model
@@ -29,10 +30,27 @@ PRESETS = {
                   vit=dict(model=dict(embed_dim=192, depth=9, num_heads=3), epochs=50, lr=1e-3)),
 }
 
+def merge_sizes(base, over):
+    "`base` with `over` merged in at any depth (keys matched as text: JSON's '500' overrides the int key 500)"
+    if not (isinstance(base, dict) and isinstance(over, dict)): return copy.deepcopy(over)
+    out = copy.deepcopy(base)
+    for k,v in over.items():
+        bk = next((b for b in base if str(b) == str(k)), k)
+        out[bk] = merge_sizes(base[bk], v) if bk in base else copy.deepcopy(v)
+    return out
+
+def size_overrides(key:str, preset:str) -> dict:
+    "What the JSON named by `$VITKD_SIZES` changes in `key` (an experiment, or 'shared') for `preset`; {} when unset"
+    path = os.environ.get('VITKD_SIZES')
+    if not path: return {}
+    try: o = load_json(path)
+    except (OSError, ValueError) as e: raise ValueError(f"VITKD_SIZES={path!r} is not a readable JSON file ({e}): unset it, or fix the file") from None
+    return o.get(key, {}) if o.get('preset') == preset else {}
+
 def preset_cfg(preset:str) -> dict:
     "The settings of `preset` (its shared models' recipes capped in a dry run); an unknown name is refused with the valid ones"
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    P = dict(PRESETS[preset], preset=preset)
+    P = merge_sizes(dict(PRESETS[preset], preset=preset), size_overrides('shared', preset))  # the shared models' overrides
     return dry_sizes(P) if dry_run() else P
 
 def recipe(preset:str, role:str='vit', seed:int=0, **overrides) -> dict:
@@ -91,6 +109,10 @@ SIZES = {
                       bench=dict(bs=64, size=16, channels=64, depth=10, width=16, groups=8, rounds=3)),
         'full':  dict(depth=18, width=32, epochs=4, bs=128, subset=None, ks=(2, 4, 8, 16, 32, 64), setups=('BN', 'GN', 'GN+WS', 'BCN+WS', 'LN'),
                       bcn_ks=(2, 8, 64), seeds=3, test_n=None, bench=dict(bs=128, size=16, channels=128, depth=18, width=64, groups=32, rounds=10))},
+    'precision': {
+        'smoke': dict(roles=('cnn', 'vit'), bs=32, steps=1, rounds=3, compile=False, seeds=3, subset=None, epochs=1, fit_batches=3),
+        'quick': dict(roles=('cnn', 'vit'), bs=128, steps=3, rounds=5, compile=True, seeds=3, subset=250, epochs=5, fit_batches=10),
+        'full':  dict(roles=('cnn', 'vit'), bs=256, steps=5, rounds=5, compile=True, seeds=3, subset=500, epochs=10, fit_batches=20)},
     'resize_method': {
         'smoke': dict(data={'digits': dict(per_class=30, size=16, patch=4, epochs=1)}, vit=dict(embed_dim=32, depth=1, num_heads=2), seeds=3, bs=32,
                       bench=dict(cases=(((8, 8), 32),), batch_sizes=(1, 8), rounds=1)),
@@ -111,13 +133,13 @@ DEPENDS = {'kd_vit': ('baselines',), 'kd_cache': ('baselines', 'kd_vit'), 'dataf
            'datafree_detect': ('detect_compress',), 'kd_methods': ('baselines',)}
 
 def sizes(name:str, preset:str) -> dict:
-    "The sizes of experiment `name` for `preset` (their dry transform in a dry run)"
+    "The sizes of experiment `name` for `preset`, with any `$VITKD_SIZES` overrides (their dry transform in a dry run)"
     if name not in SIZES: bad_arg('name', name, 'an experiment with sizes: ' + ', '.join(SIZES), 'add its sizes to vitkd.study.presets.SIZES')
     preset_cfg(preset)
-    S = copy.deepcopy(SIZES[name][preset])  # an experiment may add to its copy
+    S = merge_sizes(SIZES[name][preset], size_overrides(name, preset))  # a copy: an experiment may add to it
     return dry_sizes(S) if dry_run() else S
 
-# %% ../../nbs/31_study.presets.ipynb #cell-12
+# %% ../../nbs/31_study.presets.ipynb #cell-14
 def train_images(preset:str, per_class:int|None=-1, valid_pct:float=0.1) -> int:
     "Training images of `preset`'s dataset at `per_class` images per class (-1: the preset's subset; None: all)"
     P = PRESETS[preset]
@@ -138,6 +160,7 @@ _TRAININGS = {  # name -> (S, preset) -> [(epochs, images per epoch), ...], one 
     'kd_vit': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*4*S['seeds'],
     'kd_methods': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*(len(S['methods'])+1)*S['seeds'],
     'norm_batch_size': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*S['seeds']*sum(len(S['ks']) if s in ('BN', 'BCN+WS') else 1 for s in S['setups']),
+    'precision': lambda S,p: [(PRESETS[p][r]['epochs'] if S['epochs'] == -1 else S['epochs'], train_images(p, S['subset'])) for r in S['roles']]*2*S['seeds'],
     'resize_method': lambda S,p: [(d['epochs'], 1437 if n == 'digits' else train_images(p, None)) for n,d in S['data'].items()]*5*S['seeds'],
     'small_data_vit': lambda S,p: [(d['epochs'], train_images(p, n if n != -1 else -1)) for n,d in S['sizes'].items()]*len(S['variants'])*S['seeds'],
 }

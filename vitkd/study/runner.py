@@ -7,15 +7,20 @@ from __future__ import annotations
 import argparse, datetime, hashlib, json, os, shutil, sys, threading, time
 from pathlib import Path
 from ..core import *
+import torch
+from ..models import create_model
+from ..train import choose_precision, cpu_bf16, cpu_name, step_seconds
 from .modes import read_progress
 from .presets import DEPENDS, PRESETS, SIZES, preset_cfg, preset_cost
+from .budget import BudgetSchedule, budget_lines, cost_text, measure_device, process_age
 from .results import md_table
 
 # %% auto #0
 __all__ = ['KEEP', 'EXTRAS', 'QUIET_WARNINGS', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order',
            'select', 'CorruptState', 'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute',
-           'run_experiment', 'StudyLocked', 'preset_dir', 'run_study', 'claims_rows', 'write_report', 'update_readme',
-           'scrub_paths', 'publish', 'compare_runs', 'compare_report', 'list_study', 'main']
+           'run_experiment', 'StudyLocked', 'calibrate', 'calibration_line', 'preset_dir', 'run_study', 'claims_rows',
+           'write_report', 'update_readme', 'scrub_paths', 'publish', 'compare_runs', 'compare_report', 'list_study',
+           'main']
 
 # %% ../../nbs/39_study.runner.ipynb #cell-6
 def study_nbs_dir() -> Path:
@@ -165,6 +170,21 @@ def _watch(bar, name:str, progress:Path, stop:threading.Event, tty:bool, every:f
         elif msg and msg != last and time.perf_counter() - shown >= every:
             bar.write(f'  {name}: {msg} ({time.perf_counter()-t0:.0f} s)'); last,shown = msg,time.perf_counter()
 
+def calibrate(bs:int=128, rounds:int=3) -> dict:
+    "This machine's calibration: CPU, native bf16, threads, and the quick CNN teacher's training images/s under its precision policy"
+    P = PRESETS['quick']['cnn']['model']
+    m = create_model('resnet_cifar', **P).to(default_device())
+    xb = torch.randn(bs, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(default_device())
+    pol = choose_precision(m, tuple(xb.shape), xb.device, verbose=False)
+    secs = step_seconds(m, xb, pol, steps=2, rounds=rounds)
+    return dict(cpu=cpu_name(), native_bf16=cpu_bf16(), threads=torch.get_num_threads(), device=str(xb.device),
+                model=f"quick CNN teacher (ResNet-{P['depth']} w{P['width']}, batch {bs})", precision=pol.name, images_per_s=round(bs/secs, 1))
+
+def calibration_line(c:dict) -> str:
+    "The calibration as one sentence, for the report and the console"
+    return (f"Calibration: {c['cpu']} ({'native bf16' if c['native_bf16'] else 'no native bf16'}, {c['threads']} threads, {c['device']}): "
+            f"the {c['model']} trains at {c['images_per_s']:,.0f} images/s ({c['precision']}).")
+
 # deprecation notices that third-party imports print in every kernel (fastai on torch 2.14 and pandas 3): not the reader's concern
 QUIET_WARNINGS = 'ignore::FutureWarning:torch.jit._script,ignore::Warning:fastai.tabular.core'
 
@@ -174,7 +194,9 @@ def preset_dir(out:str|Path, preset:str, dry_run:int=0) -> Path:
 
 def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=False, nbs_dir:str|Path|None=None,
               timeout:int|None=None, progress:bool=True, dry_run:int=0, depends:dict|None=None,
-              execute=papermill_execute, env:dict|None=None) -> dict[str,dict]:
+              execute=papermill_execute, env:dict|None=None,
+              calibration:bool=True, # measure and record this machine's calibration first (not in a dry run)
+              schedule=None) -> dict[str,dict]: # `before(name)` -> why not to run it (or None), `after(name, status)`: a time budget
     "Run the experiments of `nbs_dir` (default `nbs/study`) with `preset`; return each one's status"
     from tqdm.auto import tqdm
     preset_cfg(preset)
@@ -189,14 +211,17 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
         raise StudyLocked(f"another vitkd-study run (pid {holder}) is using {pdir}: wait for it to finish, or use another --out") from None
     try:
         (pdir/'.lock.pid').write_text(str(os.getpid()))
+        if calibration and not dry_run:
+            cal = calibrate(); save_json(cal, pdir/'calibration.json'); print(calibration_line(cal), flush=True)
         res,failed = {},set()
         tty = sys.stdout.isatty()
         bar = tqdm(total=len(names), unit='exp', disable=not progress, file=sys.stdout, mininterval=1. if tty else 60.)
         for n in names:
             bar.set_description(f'{preset}: {n}')
             bad = [d for d in depends.get(n, ()) if d in failed]
-            if bad:
-                st = dict(status='failed', cell=None, error=f"not run: its dependency {', '.join(bad)} failed", preset=preset,
+            why = None if bad or schedule is None else schedule.before(n)
+            if bad or why:
+                st = dict(status='failed', cell=None, error=f"not run: {why or 'its dependency ' + ', '.join(bad) + ' failed'}", preset=preset,
                           notebook=str(available[n]), finished=_now(), seconds=None)
                 save_json(st, run_dir(pdir.parent, pdir.name, n)/'status.json')
             else:
@@ -207,6 +232,7 @@ def run_study(preset:str='quick', only=None, out:str|Path='runs', force:bool=Fal
                 finally: stop.set()
                 if progress: w.join()
             res[n] = st
+            if schedule is not None: schedule.after(n, st)
             if st['status']!='ok': failed.add(n)
             if tty: bar.set_postfix_str('')
             bar.write(f"{n}: {'done before, skipped' if st.get('skipped') else st['status']}"
@@ -262,6 +288,8 @@ def write_report(preset_dir:str|Path) -> Path:
              f'Written {_now()} from {len(status)} experiment folder(s) in `{preset_dir}`: '
              f"{sum(s.get('status')=='ok' for s in status.values())} ok, {sum(s.get('status')!='ok' for s in status.values())} not; "
              f'{len(claims)} claims, {decided} decided.', '']
+    cal = read_state(preset_dir/'calibration.json') if (preset_dir/'calibration.json').exists() else None
+    if cal: lines += [calibration_line(cal) + ' Wall times below are this machine\'s: compare machines through this figure.', '']
     if claims:
         lines += ['## Claims', '', 'Verdicts from `vitkd.verdicts`: the 95% Student-t interval of the paired mean difference '
                   '(positive favours the claim) over n seeds (timing claims: n interleaved rounds, ratios); mde: the smallest '
@@ -271,6 +299,7 @@ def write_report(preset_dir:str|Path) -> Path:
                                                    device=metrics.get(n, {}).get('device', ''),
                                                    error=(f"cell {s['cell']}: " if s.get('cell') else '') + s.get('error', '') if s.get('status') != 'ok' else '')
                                               for n,s in status.items()]), '', f'Wall time of the finished experiments: {total_s:.0f} s.', '']
+    lines += budget_lines(preset_dir)  # a run with --budget: the plan, predicted against measured
     for n,m in metrics.items():
         lines += [f'## {n}', '']
         for k,v in m.get('info', {}).items(): lines.append(f'- {k}: {v}')
@@ -329,6 +358,7 @@ def publish(preset_dir:str|Path, dest:str|Path, readme:str|Path|None=None) -> Pa
                 else: atomic_write(to, scrub_paths(f.read_text(), preset_dir))
     for d in dest.iterdir():
         if d.is_dir() and d.name not in metrics: shutil.rmtree(d)  # an experiment that is no longer ok is not shown
+    if (preset_dir/'budget.json').exists(): shutil.copy2(preset_dir/'budget.json', dest/'budget.json')  # a run with --budget: its plan
     if readme: update_readme(dest, readme)
     return write_report(dest)
 
@@ -383,9 +413,10 @@ def compare_report(a:str|Path, b:str|Path) -> tuple[str, int]:
     return '\n'.join(lines), changed
 
 # %% ../../nbs/39_study.runner.ipynb #cell-30
-def list_study(nbs_dir=None, preset:str|None=None) -> str:
-    "The experiments and, per preset, the shared models and what each experiment trains, as text"
+def list_study(nbs_dir=None, preset:str|None=None, cost:bool=False, budget:float|None=None) -> str:
+    "The experiments and, per preset, the shared models and what each experiment trains (with `cost`: its GFLOPs; with `budget`: the assumed H100's plan), as text"
     names = select(find_experiments(nbs_dir or study_nbs_dir()))
+    if cost or budget: return '\n'.join(['experiments (in run order): ' + ' '.join(names), '', cost_text(preset, budget, names)])
     lines = ['experiments (in run order): ' + ' '.join(names)]
     for p in ([preset] if preset else list(PRESETS)):
         P = preset_cfg(p)
@@ -396,7 +427,7 @@ def list_study(nbs_dir=None, preset:str|None=None) -> str:
         lines += ['', md_table([dict(r, train_images=f"{r['train_images']/1e6:.2f}M") for r in rows])]
     return '\n'.join(lines)
 
-# %% ../../nbs/39_study.runner.ipynb #cell-33
+# %% ../../nbs/39_study.runner.ipynb #cell-35
 def main(argv=None):
     "Entry point of the `vitkd-study` command"
     p = argparse.ArgumentParser('vitkd-study', description='Run the vitkd study and write its report')
@@ -413,6 +444,9 @@ def main(argv=None):
     r.add_argument('--executor', default='local', choices=['local', 'ray'], help="where sub-runs run: in the notebook's process (local) or on a Ray cluster")
     r.add_argument('--ray-address', default=None, help="the Ray cluster to join (default: $RAY_ADDRESS, else a local Ray instance)")
     r.add_argument('--no-report', action='store_true', help='do not write REPORT.md after the run')
+    r.add_argument('--budget', type=float, default=None, metavar='SECONDS',
+                   help='end within SECONDS: measure the device, then scale the epochs (never seeds or arms) to fit, skipping what cannot')
+    r.add_argument('--probe-seconds', type=float, default=2., help='with --budget: seconds of measurement per model family (default 2)')
     rp = sub.add_parser('report', help='write REPORT.md for a run folder')
     rp.add_argument('dir', help='a preset folder, e.g. runs/quick')
     rp.add_argument('--readme', default=None, help="also copy the claims table into this README's claims block")
@@ -424,10 +458,12 @@ def main(argv=None):
     cp.add_argument('--out', default=None, help='also write the comparison to this markdown file')
     ls = sub.add_parser('list', help='list the experiments, and what each preset trains')
     ls.add_argument('--nbs', default=None); ls.add_argument('--preset', default=None, help='only this preset')
+    ls.add_argument('--cost', action='store_true', help="each experiment's work in GFLOPs, by model family")
+    ls.add_argument('--budget', type=float, default=None, metavar='SECONDS', help='with --cost: the plan of an assumed H100 within SECONDS')
     a = p.parse_args(argv)
     try:
         if a.cmd=='list':
-            print(list_study(a.nbs, a.preset)); return 0
+            print(list_study(a.nbs, a.preset, a.cost, a.budget)); return 0
         if a.cmd=='compare':
             txt,changed = compare_report(a.a, a.b)
             print(txt)
@@ -442,14 +478,31 @@ def main(argv=None):
         if a.dry_run < 0: raise ValueError(f"--dry-run takes a positive number of batches, got {a.dry_run}")
         t0 = time.perf_counter()
         env = {'VITKD_EXECUTOR': a.executor, **({'RAY_ADDRESS': a.ray_address} if a.ray_address else {})}
-        res = run_study(a.preset, a.only, a.out, a.force, a.nbs, a.timeout, dry_run=a.dry_run, env=env)
         pdir = preset_dir(a.out, a.preset, a.dry_run)
+        sched = _budget_schedule(a, pdir, t0 - (process_age() or 0.)) if a.budget is not None else None  # the budget counts from the command's start
+        if sched: env.update(sched.env)
+        res = run_study(a.preset, a.only, a.out, a.force, a.nbs, a.timeout, dry_run=a.dry_run, env=env, schedule=sched)
         if not a.no_report: print(f'wrote {write_report(pdir)}')
         failed = [n for n,s in res.items() if s['status']!='ok']
-        print(f"{len(res)-len(failed)} of {len(res)} experiments ok in {time.perf_counter()-t0:.0f} s")
+        print(f"{len(res)-len(failed)} of {len(res)} experiments ok in {time.perf_counter()-t0:.0f} s" + (f" (budget {a.budget:.0f} s)" if sched else ''))
         if failed:
             for n in failed: print(f"FAILED {n}: cell {res[n].get('cell')}: {res[n].get('error')}", file=sys.stderr)
             return 1
         return 0
     except (ValueError, FileNotFoundError, StudyLocked) as e:
         print(f'vitkd-study: error: {e}', file=sys.stderr); return 2
+
+# %% ../../nbs/39_study.runner.ipynb #cell-36
+def _budget_schedule(a, pdir:Path, t0:float) -> BudgetSchedule:
+    "The `BudgetSchedule` of `vitkd-study run --budget`: the device measured for the families the selection trains"
+    if not a.budget > 0: raise ValueError(f"--budget takes a positive number of seconds, got {a.budget:g}")
+    preset_cfg(a.preset)
+    names = select(find_experiments(a.nbs or study_nbs_dir()), a.only)
+    from vitkd.study.budget import FAMILIES, TEACHERS, experiment_cost
+    costs = [experiment_cost(n, a.preset) for n in [n for n in names if n in SIZES] + (['shared'] if set(names) & set(TEACHERS) else [])]
+    fams = [f for f in FAMILIES if any(c[f + '_gflops'] for c in costs)]
+    print(f"measuring the device for {', '.join(fams)} ({a.probe_seconds:g} s each) ...", flush=True)
+    dev = measure_device(a.preset, fams, a.probe_seconds, dry=a.dry_run, max_s=0.15*a.budget)  # the probe: at most about 15% of the budget
+    print(f"{dev['name']}: " + ', '.join(f"{f} {v['gflop_s']:.4g} GFLOP/s + {1e3*v['batch_s']:.2g} ms/batch" for f,v in dev['families'].items())
+          + f"; {dev['fit_s']:.2g} s per fit, {dev['startup_s']:.2g} s per experiment start; measured in {dev['probe_s']:.0f} s", flush=True)
+    return BudgetSchedule(names, a.preset, a.budget, dev, pdir, dry=a.dry_run, t0=t0)
