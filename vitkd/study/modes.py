@@ -39,7 +39,8 @@ def _cap(n): return lambda v: v if v is None else min(v, n)
 
 DRY_RULES = {'bs': _cap(DRY_BS), 'epochs': _cap(DRY_EPOCHS), 'steps': _cap(DRY_STEPS), 'batches': _cap(DRY_STEPS),
              'rounds': lambda v: 1, 'reps': lambda v: 1, 'warmup': _cap(1), 'verify': _cap(64),
-             'n_train': _cap(64), 'n_test': _cap(32), 'batch_sizes': lambda v: tuple(dict.fromkeys(min(b, DRY_BS) for b in v))}
+             'n_train': _cap(64), 'n_test': _cap(32), 'batch_sizes': lambda v: tuple(dict.fromkeys(min(b, DRY_BS) for b in v)),
+             'compile': lambda v: False}
 
 def _rule(key):
     if not isinstance(key, str): return None
