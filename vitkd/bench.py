@@ -68,10 +68,10 @@ def model_cost(model:nn.Module, size:int, channels:int=3) -> dict:
     return dict(params=sum(p.numel() for p in model.parameters()), macs=macs, flops=2*macs, size=size)
 
 def latency_fns(models:dict, size:int, device='cpu', channels:int=3) -> dict:
-    "Per model, a function running one batch-1 forward pass (eval, no grad) at `size` pixels on `device` (on a copy of the model)"
+    "Per model, a function running one batch-1 forward pass (eval, no grad, fp32) at `size` pixels on `device` (on a copy of the model)"
     x = torch.randn(1, channels, size, size, device=device)
-    def fn(m):
-        m = copy.deepcopy(m).to(device).eval()  # the caller's model stays where it is, in its mode
+    def fn(m):  # every copy in the default memory layout: a model trained channels-last would otherwise pay a layout change per call
+        m = copy.deepcopy(m).to(device, memory_format=torch.contiguous_format).eval()  # the caller's model stays where it is, in its mode
         def run():
             with torch.no_grad(): m(x)
         return run

@@ -82,9 +82,8 @@ class Precision:
 class CPUMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` with a CPU bfloat16 autocast (bf16 needs no loss scaling; master weights stay float32)"
     def __init__(self): super().__init__(amp_mode='bf16')
-    def before_fit(self):
-        super().before_fit()
-        self.autocast = torch.autocast('cpu', dtype=torch.bfloat16)
+    def before_fit(self):  # fastai's builds a CUDA autocast first, which warns on a machine without CUDA
+        self.autocast,self.learn.scaler,self.scales = torch.autocast('cpu', dtype=torch.bfloat16),torch.amp.GradScaler('cpu', enabled=False),L()
 
 # %% ../nbs/03_train.ipynb #cell-8
 def _first_tensor(o): return o if isinstance(o, torch.Tensor) else _first_tensor(o[0])

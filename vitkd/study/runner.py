@@ -358,7 +358,8 @@ def publish(preset_dir:str|Path, dest:str|Path, readme:str|Path|None=None) -> Pa
                 else: atomic_write(to, scrub_paths(f.read_text(), preset_dir))
     for d in dest.iterdir():
         if d.is_dir() and d.name not in metrics: shutil.rmtree(d)  # an experiment that is no longer ok is not shown
-    if (preset_dir/'budget.json').exists(): shutil.copy2(preset_dir/'budget.json', dest/'budget.json')  # a run with --budget: its plan
+    for f in ('budget.json', 'calibration.json'):  # a run with --budget: its plan; the machine's calibration
+        if (preset_dir/f).exists(): shutil.copy2(preset_dir/f, dest/f)
     if readme: update_readme(dest, readme)
     return write_report(dest)
 
