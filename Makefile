@@ -29,7 +29,7 @@ test: $(DIST)  ## notebook tests, library tests and the smoke study
 publish: $(STAMP)  ## copy the finished run into results/$(PRESET) and its claims table into README.md
 	$(VENV)/bin/vitkd-study publish $(OUT)/$(PRESET) results/$(PRESET) --readme README.md
 
-docs: $(STAMP)  ## execute the library notebooks in place (slow/gpu cells skipped), so their outputs are committed
+docs: $(DIST)  ## execute the library notebooks in place (slow/gpu cells skipped), so their outputs are committed
 	$(PY) tools/execute_notebooks.py && $(VENV)/bin/nbdev_clean
 
 gpu-rehearsal: $(STAMP)  ## rehearse the GPU run on this CPU: Python 3.12 image imitation, bundle, gpu_run.sh --dry-run 1 from /tmp (tens of minutes; not in CI)

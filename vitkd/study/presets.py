@@ -101,7 +101,7 @@ SIZES = {
     'kd_methods': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=2, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
         'quick': dict(subset=100, bs=64, epochs=2, seeds=5, test_n=2000, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
-        'full':  dict(subset=None, bs=256, epochs=15, seeds=3, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp'])},
+        'full':  dict(subset=500, bs=256, epochs=15, seeds=3, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp'])},
     'norm_batch_size': {
         'smoke': dict(depth=10, width=8, epochs=1, bs=32, subset=None, ks=(2, 32), setups=('BN', 'GN', 'GN+WS'), bcn_ks=(), seeds=3, test_n=None,
                       bench=dict(bs=4, size=8, channels=16, depth=10, width=8, groups=4, rounds=1, memory_formats=('channels_first',))),
