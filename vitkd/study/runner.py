@@ -185,8 +185,8 @@ def calibration_line(c:dict) -> str:
     return (f"Calibration: {c['cpu']} ({'native bf16' if c['native_bf16'] else 'no native bf16'}, {c['threads']} threads, {c['device']}): "
             f"the {c['model']} trains at {c['images_per_s']:,.0f} images/s ({c['precision']}).")
 
-# deprecation notices that third-party imports print in every kernel (fastai on torch 2.14 and pandas 3): not the reader's concern
-QUIET_WARNINGS = 'ignore::FutureWarning:torch.jit._script,ignore::Warning:fastai.tabular.core'
+# notices that third-party imports print in every kernel (fastai on torch 2.14 and pandas 3; tqdm without ipywidgets): not the reader's concern
+QUIET_WARNINGS = 'ignore::FutureWarning:torch.jit._script,ignore::Warning:fastai.tabular.core,ignore::Warning:tqdm.auto'
 
 def preset_dir(out:str|Path, preset:str, dry_run:int=0) -> Path:
     "The folder of one preset's run folders: `out/preset`, or `out/preset-dry` for a dry run"
