@@ -6,6 +6,7 @@ from pathlib import Path
 # deprecation notices that third-party imports print (fastai on torch 2.14 and pandas 3): not the reader's concern
 warnings.filterwarnings('ignore', category=FutureWarning, module='torch.jit._script')
 warnings.filterwarnings('ignore', module='fastai.tabular.core')
+os.environ.setdefault('PYTHONWARNINGS', 'ignore::FutureWarning:torch.jit._script')  # for the processes a notebook starts (Ray workers)
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 from nbdev.config import get_config

@@ -4,9 +4,10 @@
 
 # %% ../nbs/07_models.ipynb #cell-1
 from __future__ import annotations
-import difflib, fnmatch, functools, importlib, inspect, json
+import difflib, fnmatch, functools, importlib, inspect, json, warnings
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.layers import Attention, PatchEmbed, trunc_normal_
+import timm
 from timm.models import register_model as timm_register_model
 from timm.models.deit import VisionTransformerDistilled
 from timm.models.resnet import ResNet, BasicBlock
@@ -70,8 +71,13 @@ def register_model(fn):
         m = fn(*bound.args, **bound.kwargs)
         m.cfg = rec
         return m
+    known = timm.models.model_entrypoint(fn.__name__) if timm.models.is_model(fn.__name__) else None
     _MODELS[fn.__name__] = factory
-    return timm_register_model(factory)
+    with warnings.catch_warnings():
+        code = getattr(getattr(known, '__wrapped__', None), '__code__', None)
+        if code is not None and (code.co_code, code.co_consts) == (fn.__code__.co_code, fn.__code__.co_consts):  # the same definition run again (a notebook, a reload): not a conflict
+            warnings.simplefilter('ignore', UserWarning)
+        return timm_register_model(factory)
 
 def list_models(pattern:str='*') -> list[str]:
     "Names of the registered models matching the shell-style `pattern`"

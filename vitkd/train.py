@@ -88,11 +88,12 @@ class CPUMixedPrecision(MixedPrecision):
 # %% ../nbs/03_train.ipynb #cell-8
 def _first_tensor(o): return o if isinstance(o, torch.Tensor) else _first_tensor(o[0])
 
-def _step_fn(model:nn.Module, xb:torch.Tensor, dtype:str, channels_last:bool, steps:int):
-    "A call doing `steps` training steps of a copy of `model` on `xb` under the candidate (any output: a mean of squares as the loss)"
+def _step_fn(model:nn.Module, xb:torch.Tensor, dtype:str, channels_last:bool, steps:int, compile:bool=False):
+    "A call doing `steps` training steps of a copy of `model` (`torch.compile`d if `compile`) on `xb` under the candidate (any output: a mean of squares as the loss)"
     m = copy.deepcopy(model).train().requires_grad_(True)
     x = xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
     if channels_last: m = m.to(memory_format=torch.channels_last)
+    if compile: m = torch.compile(m)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4, foreach=True)
     def run():
         with torch.enable_grad():  # also when measured from inside an evaluation's no_grad
@@ -107,9 +108,13 @@ def step_seconds(model:nn.Module, xb:torch.Tensor, precision:Precision, steps:in
         t = time_rounds({'step': _step_fn(model, xb, precision.dtype, precision.channels_last, steps)}, rounds=rounds, warmup=1, device=xb.device)
     return float(np.median(t['step']))/steps
 
+def _candidates(model:nn.Module) -> list[tuple[str,bool]]:
+    "The CPU settings (dtype, channels_last) the policy chooses among: layouts only for a convolutional model"
+    return [('fp32', False), ('bf16', False)] + ([('fp32', True), ('bf16', True)] if has_conv(model) else [])
+
 def measure_precision(model:nn.Module, xb:torch.Tensor, steps:int=2, rounds:int=3) -> dict:
     "Median seconds of `steps` training steps of `model` on the batch `xb` under each CPU candidate, timed side by side"
-    cands = [('fp32', False), ('bf16', False)] + ([('fp32', True), ('bf16', True)] if has_conv(model) else [])
+    cands = _candidates(model)
     with torch.random.fork_rng(devices=[]):  # dropout in the copies must not move the caller's random state
         fns = {Precision(d, cl).name: _step_fn(model, xb, d, cl, steps) for d,cl in cands}
         times = time_rounds(fns, rounds=rounds, warmup=1, device=xb.device)
@@ -401,15 +406,8 @@ def fastai_vs_plain(models:dict, # name -> a function building the model (called
 
 # %% ../nbs/03_train.ipynb #cell-33
 def _compiled_fn(model:nn.Module, xb:torch.Tensor, dtype:str, channels_last:bool, steps:int):
-    "Like `_step_fn`, on `torch.compile(model)`; returns (the step function, seconds its first call took: the compilation)"
-    m = torch.compile(copy.deepcopy(model).train().requires_grad_(True))
-    if channels_last: m = m.to(memory_format=torch.channels_last)
-    x = xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4, foreach=True)
-    def one():
-        with torch.enable_grad():
-            with Precision(dtype, device=xb.device).autocast(): loss = _first_tensor(m(x)).float().square().mean()
-            loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    "`_step_fn` on `torch.compile(model)`; returns (the step function, seconds its first step took: the compilation)"
+    one = _step_fn(model, xb, dtype, channels_last, 1, compile=True)
     t0 = now(xb.device); one(); secs = now(xb.device) - t0
     def run():
         for _ in range(steps): one()
@@ -417,7 +415,7 @@ def _compiled_fn(model:nn.Module, xb:torch.Tensor, dtype:str, channels_last:bool
 
 def precision_table(model:nn.Module, xb:torch.Tensor, steps:int=3, rounds:int=3, compile:bool=False) -> list[dict]:
     "Per precision setting (and compiled, if `compile`): median ms per training step of `model` on `xb`, speed-up over fp32, the policy's pick"
-    cands = [('fp32', False), ('bf16', False)] + ([('fp32', True), ('bf16', True)] if has_conv(model) else [])
+    cands = _candidates(model)
     pick = choose_precision(model, tuple(xb.shape), xb.device, 'auto', verbose=False)
     with torch.random.fork_rng(devices=[]):
         fns = {Precision(d, cl).name: _step_fn(model, xb, d, cl, steps) for d,cl in cands}

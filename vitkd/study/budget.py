@@ -4,7 +4,7 @@
 
 # %% ../../nbs/31a_study.budget.ipynb #cell-1
 from __future__ import annotations
-import functools, json, math, os, time
+import functools, json, math, os, time, warnings
 from pathlib import Path
 import torch
 from fastai.data.core import DataLoaders
@@ -29,8 +29,9 @@ def _build(kw:dict):
         m = TinyYolo(**kw)
     else: m = create_model(name, **{'num_classes': 10, **kw})
     if attn not in (None, 'none'):
-        from vitkd.attention import add_attention
-        m = add_attention(m, attn)
+        from vitkd.attention import AttentionSettingWarning, add_attention
+        with warnings.catch_warnings():  # the cost of the model as built; its settings' adjustments are the experiment's to report
+            warnings.simplefilter('ignore', AttentionSettingWarning); m = add_attention(m, attn)
     return m
 
 @functools.lru_cache(maxsize=None)
@@ -259,22 +260,11 @@ def process_age() -> float|None:
         return float(Path('/proc/uptime').read_text().split()[0]) - ticks/os.sysconf('SC_CLK_TCK')
     except (OSError, ValueError, IndexError): return None
 
-def time_steps(model, size:int, bs:int, n:int, device, loss=None) -> float:
-    "Median seconds of `n` training steps (forward, backward, AdamW; under the precision policy of the study's learner) of `model` on a batch of `bs` random images"
-    from vitkd.train import choose_precision
-    x,y = torch.randn(bs, 3, size, size, device=device), torch.randint(0, 10, (bs,), device=device)
-    pol = choose_precision(model, tuple(x.shape), device, verbose=False)  # the policy the study's learner trains it under
-    if pol.channels_last: model,x = model.to(memory_format=torch.channels_last),x.contiguous(memory_format=torch.channels_last)
-    loss = loss or (lambda out, y: torch.nn.functional.cross_entropy(out.float(), y))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, foreach=True)
-    ts = []
-    for _ in range(n):
-        t0 = now(device)
-        opt.zero_grad(set_to_none=True)
-        with pol.autocast(): out = model(x)
-        loss(out, y).backward(); opt.step()
-        ts.append(now(device) - t0)
-    return float(sorted(ts)[len(ts)//2])
+def time_steps(model, size:int, bs:int, n:int, device) -> float:
+    "Median seconds of one training step (`vitkd.train.step_seconds`, under the study's precision policy) of `model` on `bs` random images, over `n`"
+    from vitkd.train import choose_precision, step_seconds
+    x = torch.randn(bs, 3, size, size, device=device)
+    return step_seconds(model, x, choose_precision(model, tuple(x.shape), device, verbose=False), steps=1, rounds=n)
 
 def measure_device(preset:str, families=FAMILIES, seconds:float=2., device=None, dry:int=0,
                    max_s:float|None=None, # at most about this long in all (a budget's share): past it, fewer steps
@@ -291,13 +281,12 @@ def measure_device(preset:str, families=FAMILIES, seconds:float=2., device=None,
             slow = min(fam.values(), key=lambda v: v['gflop_s'])
             fam[f] = dict(slow, model_gflops=g, bs=bs, steps=0, like=next(k for k,v in fam.items() if v is slow)); continue
         model,small = model.to(device).train(), max(2, bs//4)
-        loss = (lambda out, y: _out_sum(out)) if f == 'det' else None
-        tb = time_steps(model, size, bs, 1, device, loss)  # warm-up steps: one-off costs (kernels chosen, memory)
-        time_steps(model, size, small, 1, device, loss)
+        tb = time_steps(model, size, bs, 1, device)  # warm-up steps: one-off costs (kernels chosen, memory)
+        time_steps(model, size, small, 1, device)
         left = None if max_s is None else max_s - (time.perf_counter() - t_all)
         k = int(min(50, max(2, seconds/2/max(tb, 1e-4))))
         if left is not None and left < 2*k*tb: k = max(1, int(left/2/max(tb, 1e-4)))  # the budget's share is nearly spent
-        tb,ts = time_steps(model, size, bs, k, device, loss), time_steps(model, size, small, k, device, loss)
+        tb,ts = time_steps(model, size, bs, k, device), time_steps(model, size, small, k, device)
         per_img,fixed = tb/bs, 0.
         if (p := (tb - ts)/(bs - small)) > 0: per_img,fixed = p, max(0., tb - bs*p)  # else noise: no fixed part measurable
         fam[f] = dict(batch_s=fixed, gflop_s=g*TRAIN/per_img, images_per_s=bs/tb, bs=bs, model_gflops=g, steps=k)

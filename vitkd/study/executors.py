@@ -37,9 +37,9 @@ def _ray():
     return ray
 
 def worker_env() -> dict[str,str]:
-    "The environment the workers need from this process: its `VITKD_*` settings (not its progress file) and `PYTHONPATH`"
+    "The environment the workers need from this process: its `VITKD_*` settings (not its progress file), `PYTHONPATH` and `PYTHONWARNINGS`"
     env = {k: v for k,v in os.environ.items() if k.startswith('VITKD_') and k not in ('VITKD_PROGRESS', 'VITKD_EXECUTOR')}
-    if os.environ.get('PYTHONPATH'): env['PYTHONPATH'] = os.environ['PYTHONPATH']
+    env.update({k: os.environ[k] for k in ('PYTHONPATH', 'PYTHONWARNINGS') if os.environ.get(k)})
     return dict(env, VITKD_EXECUTOR='local')  # a sub-run that calls subruns itself runs them in its worker
 
 def connect(address:str|None=None):
