@@ -2,6 +2,7 @@
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
+from vitkd.study.claims import CLAIMS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT/'tests'/'study_nbs'
@@ -126,6 +127,9 @@ def test_full_preset_dry_run(tmp_path):
         assert status(d)['status'] == 'ok', (n, status(d))
         m = json.loads((d/'metrics.json').read_text())
         assert m['preset'] == 'full' and m['dry_run'] == 2 and m['tables'], n
-        assert all(c['verdict'] == 'inconclusive' for c in m['claims']), (n, m['claims'])  # one seed, one round: never decided
+        seeded = [c for c in m['claims'] if c['kind'] != 'exact']  # an exact claim (a parameter count) needs no seeds
+        assert all(c['verdict'] in ('inconclusive', 'not testable at this budget') for c in seeded), (n, m['claims'])  # one seed, one round: never decided
+        assert all(c['declared'] and c['id'].split('[')[0] in CLAIMS for c in m['claims']), n  # every claim declared before the run
+        assert {c['id'].split('[')[0] for c in m['claims']} | set(m['undecided']) == {k for k,c in CLAIMS.items() if c.experiment == n}, n
         secs[n] = round(status(d)['seconds'])
     print(f"full preset, dry run: {time.perf_counter()-t0:.0f} s in all; per experiment {secs}")

@@ -27,14 +27,16 @@ PY
 eval "set -- $reqs"
 $PY -m pip install -q --dry-run --ignore-installed --report $OUT/report.json --python-version $PYV --implementation cp \
     --only-binary=:all: "${PLAT[@]}" --target $OUT/.resolve -c constraints-gpu.txt "$@" 2>&1 | grep -v "^WARNING: Location" || true
-# 2. carry what the image lacks and what we pin `# carry`; fastai's optional text stack (spaCy) is never imported by vitkd
+# 2. carry what the image lacks and what we pin `# carry`; fastai's optional text stack (spaCy) is never imported by vitkd,
+#    and debugpy (ipykernel's debugger, 5.4 MB) and jedi (IPython's completion, 4.9 MB) are optional imports that a
+#    headless papermill kernel never uses: leaving them out keeps the call under 64 MiB
 $PY - <<'PY'
 import json, re
 norm = lambda n: re.sub(r'[-_.]+', '-', n.lower())
 have = {norm(l.strip()) for l in open('tools/gpu_image_packages.txt') if l.strip() and not l.startswith('#')}
 carry = {norm(re.split(r'[=<>!~ ]', l)[0]) for l in open('constraints-gpu.txt') if re.search(r'#\s*carry\b', l) and not l.startswith('#')}
 skip = ('spacy', 'thinc', 'blis', 'cymem', 'preshed', 'murmurhash', 'srsly', 'wasabi', 'weasel', 'catalogue', 'confection',
-        'cloudpathlib', 'smart-open', 'langcodes', 'language-data', 'marisa-trie', 'typer', 'shellingham')
+        'cloudpathlib', 'smart-open', 'langcodes', 'language-data', 'marisa-trie', 'typer', 'shellingham', 'debugpy', 'jedi')
 image_only = ('nvidia-', 'cuda-', 'triton')  # the image's CUDA stack: never carried, never pinned by us
 needed,image = [],[]
 for i in json.load(open('.gpu/report.json'))['install']:

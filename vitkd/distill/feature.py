@@ -217,12 +217,15 @@ class CWDCallback(FeatureKD):
     def connector(self, i, s, t):
         cs,ct = s.shape[1], t.shape[1]
         mode = self.mode if self.mode != 'auto' else ('index' if self.record is not None else 'learned')
-        if mode == 'index':
-            name = self.pairs[i][1]
-            kept = self.record.kept_of(feature_producer(self.teacher, name, _probe_input(self.learn.dls.train).to(t.device)))
-            if len(kept) != cs: raise ValueError(f"the record keeps {len(kept)} channels for {name!r} but the student's {self.pairs[i][0]!r} has {cs}: is the record this student's?")
-            return SameConnector() if cs == ct else IndexConnector(kept)
-        return SameConnector() if cs == ct else LearnedConnector(cs, ct)
+        if cs == ct: return SameConnector()
+        if self.record is None: return LearnedConnector(cs, ct)
+        name = self.pairs[i][1]
+        kept = self.record.kept_of(feature_producer(self.teacher, name, _probe_input(self.learn.dls.train).to(t.device)))
+        if len(kept) != cs: raise ValueError(f"the record keeps {len(kept)} channels for {name!r} but the student's {self.pairs[i][0]!r} has {cs}: is the record this student's?")
+        if mode == 'index': return IndexConnector(kept)
+        c = LearnedConnector(cs, ct)  # learned, with a record: it starts at the record's pairing (not at random), then trains
+        with torch.no_grad(): c.conv.weight.zero_(); c.conv.weight[torch.as_tensor(kept), torch.arange(cs), 0, 0] = 1.
+        return c
 
     def pair_loss(self, s, t): return cwd_loss(s, t, self.tau)
 

@@ -4,27 +4,42 @@
 
 # %% ../../nbs/35_study.arms.ipynb #cell-1
 from __future__ import annotations
-import torch.nn as nn
+import torch, torch.nn as nn
+from fastai.data.core import DataLoaders
 from ..core import *
-from ..data import fresh_dls
+from ..data import ArrayDL, fresh_dls, replayable_dls
 from ..models import resnet_cifar
 from ..norm import convert_norm
 from ..train import evaluate, fit_classifier
 
 # %% auto #0
-__all__ = ['NORM_SETUPS', 'GN_PAPER', 'fit_eval', 'depends_on_k', 'norm_resnet', 'fit_norm']
+__all__ = ['NORM_SETUPS', 'GN_PAPER', 'seed_dls', 'fit_eval', 'depends_on_k', 'norm_resnet', 'fit_norm']
 
 # %% ../../nbs/35_study.arms.ipynb #cell-6
-def fit_eval(make_model, dls, epochs:int, lr:float, seed:int=0, cbs=None, test_dl=None, precision:str|None=None) -> dict:
-    "Build `make_model()` under `seed`, train it on a fresh copy of `dls`, return test accuracy and speed"
+def seed_dls(dls, seed:int):
+    "The DataLoaders of replicate `seed`: `dls(seed)` if `dls` is a function of the seed, then its training loader reseeded with `seed` (order, augmentation)"
+    d = dls(seed) if callable(dls) else dls
+    if not isinstance(d, DataLoaders): bad_arg('dls', type(d).__name__, 'fastai DataLoaders, or a function seed -> DataLoaders', exc=TypeError)
+    return replayable_dls(d, seed)
+
+def _test_like(test_dl, dls):
+    "`test_dl` normalised as `dls`'s training data (an ArrayDL's own statistics); other loaders as they are"
+    tr = dls.train
+    if isinstance(test_dl, ArrayDL) and isinstance(tr, ArrayDL): return test_dl.new(mean=tr.mean.flatten(), std=tr.std.flatten())
+    return test_dl
+
+def fit_eval(make_model, dls, # DataLoaders, or a function seed -> DataLoaders (a per-seed subset)
+             epochs:int, lr:float, seed:int=0, cbs=None, test_dl=None, precision:str|None=None) -> dict:
+    "Build `make_model()` under `seed`, train it on replicate `seed` of `dls` (`seed_dls`), return test accuracy and speed"
+    d = seed_dls(dls, seed)
     set_seed(seed)
     model = make_model()
-    learn = fit_classifier(model, fresh_dls(dls), epochs=epochs, lr=lr, cbs=cbs() if callable(cbs) else cbs, seed=seed, precision=precision)
+    learn = fit_classifier(model, d, epochs=epochs, lr=lr, cbs=cbs() if callable(cbs) else cbs, seed=seed, precision=precision)
     tp = learn.throughput
-    return dict(test_acc=evaluate(model, test_dl if test_dl is not None else dls.test, precision), epoch_s=tp.seconds/epochs,
+    return dict(test_acc=evaluate(model, _test_like(test_dl if test_dl is not None else d.test, d), precision), epoch_s=tp.seconds/epochs,
                 images_per_s=tp.images_per_s, train_s=tp.seconds, params=n_params(model), precision=learn.precision.name)
 
-# %% ../../nbs/35_study.arms.ipynb #cell-9
+# %% ../../nbs/35_study.arms.ipynb #cell-11
 NORM_SETUPS = {'BN': dict(kind='ghost_bn'), 'GN': dict(kind='gn'), 'GN+WS': dict(kind='gn', ws=True),
                'BCN+WS': dict(kind='bcn', ws=True), 'LN': dict(kind='ln'), 'IN': dict(kind='in')}
 
@@ -44,10 +59,11 @@ def norm_resnet(setup:str, k:int|None=None, # images per device (ghost BN, BCN)
     depends_on_k(setup)
     return convert_norm(resnet_cifar(depth, width, num_classes=num_classes), groups=groups or width//2, virtual_bs=k, **NORM_SETUPS[setup])
 
-def fit_norm(setup:str, k:int|None, seed:int, dls, depth:int=18, width:int=64, epochs:int=10, lr:float=4e-3,
-             groups:int|None=None, test_dl=None) -> dict:
-    "Train `norm_resnet(setup, k, ...)` on `dls` from `seed`; return its test error (%), time and throughput"
-    if k is not None and dls.train.bs % k and k < dls.train.bs:
-        raise ValueError(f"the training batch ({dls.train.bs}) is not a multiple of k={k}: choose a batch that k divides")
-    r = fit_eval(lambda: norm_resnet(setup, k, depth, width, dls.c, groups), dls, epochs, lr, seed, test_dl=test_dl)
+def fit_norm(setup:str, k:int|None, seed:int, dls, # DataLoaders, or a function seed -> DataLoaders
+             depth:int=18, width:int=64, epochs:int=10, lr:float=4e-3, groups:int|None=None, test_dl=None) -> dict:
+    "Train `norm_resnet(setup, k, ...)` on replicate `seed` of `dls` (`fit_eval`); return its test error (%), time and throughput"
+    d = dls(seed) if callable(dls) else dls
+    if k is not None and d.train.bs % k and k < d.train.bs:
+        raise ValueError(f"the training batch ({d.train.bs}) is not a multiple of k={k}: choose a batch that k divides")
+    r = fit_eval(lambda: norm_resnet(setup, k, depth, width, d.c, groups), d, epochs, lr, seed, test_dl=test_dl)
     return dict(test_err=100*(1-r['test_acc']), train_s=r['train_s'], images_per_s=r['images_per_s'])

@@ -118,7 +118,7 @@ def _resize_method(S, P, p):
     for name,d in S['data'].items():
         n_tr,n_va,n_te = (1293, 144, 360) if name == 'digits' else _split(p, d['per_class'])  # digits: 1,437 train (a tenth held out), 360 test
         gf = _vit_gf(P, **S['vit'], size=d['size'], img_size=d['size'], patch_size=d['patch'], in_chans=1 if name == 'digits' else 3)
-        ws += _fit('vit', gf, d['epochs'], n_tr, n_va, n_te, S['bs'])*RESIZE_METHODS*S['seeds']
+        ws += _fit('vit', gf, d['epochs'], n_tr, n_va, n_te, S['bs'])*len(S.get('methods', range(RESIZE_METHODS)))*S['seeds']
     return ws
 
 def _variant(v): return dict(embed_layer='spt' if 'SPT' in v else 'patch', attn_layer='lsa' if 'LSA' in v else 'attn')
@@ -198,7 +198,7 @@ TEACHERS = {'baselines': ('cnn', 'rednet', 'vit'), 'kd_vit': ('cnn', 'rednet'), 
 
 def teacher_work(role:str, P:dict, p:str) -> list[dict]:
     "Training the shared model `role` of preset `p` with settings `P` (once per preset, cached)"
-    return _fit(role, _teacher_gf(P, role), P[role]['epochs'], *_split(p), P['bs'])
+    return _fit(role, _teacher_gf(P, role), P[role]['epochs'], *_split(p, P[role].get('subset', -1)), P['bs'])
 
 # %% ../../nbs/31a_study.budget.ipynb #cell-14
 def total_gflops(ws:list[dict], dry:int=0) -> float:

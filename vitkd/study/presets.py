@@ -21,7 +21,7 @@ PRESETS = {
                   rednet=dict(model=dict(depth=14, width=4, kernel_size=3, group_channels=4), epochs=1, lr=3e-3),
                   vit=dict(model=dict(embed_dim=48, depth=2, num_heads=3), epochs=1, lr=2e-3)),
     'quick': dict(dataset='cifar10', subset=500, bs=128,
-                  cnn=dict(model=dict(depth=18, width=16), epochs=6, lr=4e-3),
+                  cnn=dict(model=dict(depth=18, width=16), epochs=4, lr=4e-3, subset=None),  # all training images: a teacher above its floor
                   rednet=dict(model=dict(depth=14, width=8, kernel_size=3, group_channels=8), epochs=4, lr=4e-3),
                   vit=dict(model=dict(embed_dim=96, depth=4, num_heads=3), epochs=6, lr=2e-3)),
     'full':  dict(dataset='cifar10', subset=None, bs=256,
@@ -83,13 +83,13 @@ SIZES = {
     'detect_compress': {
         'smoke': dict(data=dict(size=64, n_train=48, n_test=16, obj_px=(6, 24), objects='cifar10_tiny', backgrounds='coco8'),
                       model=dict(width=0.125), bs=8, epochs=1, lr=5e-3, sparse=dict(epochs=1, lr=5e-3, lam=3e-4, bn_lr_mult=8.), ft=dict(epochs=1, lr=2e-3),
-                      ratios=(0.5, 0.6), round_to=4, seeds=2, tau=1., weight=1., lat=dict(size=64, rounds=3), coco=dict(name='coco8', size=64, epochs=1)),
+                      ratios=(0.5, 0.6), round_to=4, seeds=2, tau=1., weight=5., lat=dict(size=64, rounds=3), coco=dict(name='coco8', size=64, epochs=1)),
         'quick': dict(data=dict(size=64, n_train=1000, n_test=300, obj_px=(12, 40), max_objects=6, classes=['airplane', 'automobile', 'frog']),
                       model=dict(width=0.125), bs=16, epochs=10, lr=5e-3, sparse=dict(epochs=4, lr=5e-3, lam=3e-4, bn_lr_mult=8.), ft=dict(epochs=1, lr=2e-3),
-                      ratios=(0.5, 0.6), round_to=4, seeds=5, tau=1., weight=1., lat=dict(size=320, rounds=9), coco=None),
+                      ratios=(0.5, 0.6), round_to=4, seeds=5, tau=1., weight=5., lat=dict(size=320, rounds=9), coco=None),
         'full':  dict(data=dict(size=128, n_train=6000, n_test=500, obj_px=(12, 64), max_objects=8),
                       model=dict(width=0.25), bs=128, epochs=15, lr=5e-3, sparse=dict(epochs=5, lr=5e-3, lam=3e-4, bn_lr_mult=8.), ft=dict(epochs=3, lr=2e-3),
-                      ratios=(0.5, 0.6), round_to=8, seeds=3, tau=1., weight=1., lat=dict(size=640, rounds=15), coco=dict(name='coco128', size=320, epochs=40))},
+                      ratios=(0.5, 0.6), round_to=8, seeds=3, tau=1., weight=5., lat=dict(size=640, rounds=15), coco=dict(name='coco128', size=320, epochs=40))},
     'kd_cache': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=3, rounds=3, bench_batches=2, verify=64),
         'quick': dict(subset=150, bs=64, epochs=3, seeds=5, rounds=5, bench_batches=4, verify=256),
@@ -105,7 +105,7 @@ SIZES = {
     'norm_batch_size': {
         'smoke': dict(depth=10, width=8, epochs=1, bs=32, subset=None, ks=(2, 32), setups=('BN', 'GN', 'GN+WS'), bcn_ks=(), seeds=3, test_n=None,
                       bench=dict(bs=4, size=8, channels=16, depth=10, width=8, groups=4, rounds=1, memory_formats=('channels_first',))),
-        'quick': dict(depth=10, width=16, epochs=3, bs=64, subset=150, ks=(2, 32), setups=('BN', 'GN', 'GN+WS'), bcn_ks=(), seeds=5, test_n=2000,
+        'quick': dict(depth=10, width=16, epochs=3, bs=64, subset=150, ks=(2, 32), setups=('BN', 'GN'), bcn_ks=(), seeds=5, test_n=2000,
                       bench=dict(bs=64, size=16, channels=64, depth=10, width=16, groups=8, rounds=3)),
         'full':  dict(depth=18, width=32, epochs=4, bs=128, subset=None, ks=(2, 4, 8, 16, 32, 64), setups=('BN', 'GN', 'GN+WS', 'BCN+WS', 'LN'),
                       bcn_ks=(2, 8, 64), seeds=3, test_n=None, bench=dict(bs=128, size=16, channels=128, depth=18, width=64, groups=32, rounds=10))},
@@ -115,11 +115,14 @@ SIZES = {
         'full':  dict(roles=('cnn', 'vit'), bs=256, steps=5, rounds=5, compile=True, seeds=3, subset=500, epochs=10, fit_batches=20)},
     'resize_method': {
         'smoke': dict(data={'digits': dict(per_class=30, size=16, patch=4, epochs=1)}, vit=dict(embed_dim=32, depth=1, num_heads=2), seeds=3, bs=32,
+                      methods=('bilinear', 'lanczos5'),
                       bench=dict(cases=(((8, 8), 32),), batch_sizes=(1, 8), rounds=1)),
         'quick': dict(data={'digits': dict(per_class=None, size=32, patch=8, epochs=12)}, vit=dict(embed_dim=64, depth=2, num_heads=2), seeds=5, bs=32,
+                      methods=('bilinear', 'lanczos5'),  # the claim's arms; full trains all five
                       bench=dict(cases=(((32, 32), 224), ((375, 500), 224)), batch_sizes=(1, 64), rounds=3)),
         'full':  dict(data={'digits': dict(per_class=None, size=32, patch=4, epochs=30), 'cifar10': dict(per_class=None, size=64, patch=8, epochs=10)},
-                      vit=dict(depth=6), seeds=3, bs=256, bench=dict(cases=(((32, 32), 224), ((375, 500), 224)), batch_sizes=(1, 256), rounds=10))},
+                      vit=dict(depth=6), seeds=3, bs=256, methods=('nearest', 'bilinear', 'bicubic', 'lanczos3', 'lanczos5'),
+                      bench=dict(cases=(((32, 32), 224), ((375, 500), 224)), batch_sizes=(1, 256), rounds=10))},
     'small_data_vit': {
         'smoke': dict(vit=dict(depth=1), sizes={20: dict(bs=32, epochs=1)}, variants=('ViT', 'ViT+SPT+LSA'), seeds=3, bench=dict(steps=1, rounds=1)),
         'quick': dict(vit=dict(embed_dim=64, depth=3, num_heads=2), sizes={50: dict(bs=32, epochs=15)}, variants=('ViT', 'ViT+SPT+LSA'), seeds=5,
@@ -147,7 +150,7 @@ def train_images(preset:str, per_class:int|None=-1, valid_pct:float=0.1) -> int:
     have = {'cifar10': 5000, 'cifar10_tiny': 20}[P['dataset']]
     return int(round(10*min(per_class or have, have)*(1 - valid_pct)))
 
-def _shared(P, p): return [(P[r]['epochs'], train_images(p)) for r in ROLES]
+def _shared(P, p): return [(P[r]['epochs'], train_images(p, P[r].get('subset', -1))) for r in ROLES]
 
 _TRAININGS = {  # name -> (S, preset) -> [(epochs, images per epoch), ...], one per training
     'baselines': lambda S,p: _shared(PRESETS[p], p),
@@ -161,7 +164,7 @@ _TRAININGS = {  # name -> (S, preset) -> [(epochs, images per epoch), ...], one 
     'kd_methods': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*(len(S['methods'])+1)*S['seeds'],
     'norm_batch_size': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*S['seeds']*sum(len(S['ks']) if s in ('BN', 'BCN+WS') else 1 for s in S['setups']),
     'precision': lambda S,p: [(PRESETS[p][r]['epochs'] if S['epochs'] == -1 else S['epochs'], train_images(p, S['subset'])) for r in S['roles']]*2*S['seeds'],
-    'resize_method': lambda S,p: [(d['epochs'], 1437 if n == 'digits' else train_images(p, None)) for n,d in S['data'].items()]*5*S['seeds'],
+    'resize_method': lambda S,p: [(d['epochs'], 1437 if n == 'digits' else train_images(p, None)) for n,d in S['data'].items()]*len(S['methods'])*S['seeds'],
     'small_data_vit': lambda S,p: [(d['epochs'], train_images(p, n if n != -1 else -1)) for n,d in S['sizes'].items()]*len(S['variants'])*S['seeds'],
 }
 

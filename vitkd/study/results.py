@@ -11,12 +11,13 @@ import matplotlib.pyplot as plt
 from IPython.display import Image, Markdown
 from ..core import *
 from ..verdicts import Verdict
+from .claims import CLAIMS, decide
 from .modes import dry_run, install_run_modes, report_progress
 from .presets import preset_cfg
 from .executors import subrun_executor
 
 # %% auto #0
-__all__ = ['fingerprint', 'Results', 'md_table', 'seed_summary', 'arm', 'summary_rows', 'bar_chart']
+__all__ = ['fingerprint', 'Results', 'md_table', 'seed_summary', 'arm_mean', 'arm', 'summary_rows', 'bar_chart']
 
 # %% ../../nbs/33_study.results.ipynb #cell-5
 def fingerprint(v):
@@ -77,20 +78,32 @@ class Results:
         self.figures.append(dict(file=path.name, caption=caption))
         return Image(filename=str(path))
 
-    def claim(self, v:Verdict, source:str, measured:str='') -> Verdict:
-        "Record the verdict `v` (from `vitkd.verdicts`) on a claim from `source`; `measured` says what was compared"
-        if not isinstance(v, Verdict):
-            raise TypeError(f"a claim is decided by vitkd.verdicts (beats, no_worse, equivalent, rises, faster), got a {type(v).__name__}")
-        self.claims.append(dict(v.to_dict(), source=source, measured=measured))
+    def claim(self, claim, a=None, b=None, levels:dict|None=None, measured:str='', order=None, **fields) -> Verdict:
+        "Decide the declared claim `claim` (an id of `vitkd.study.claims`) on per-seed arms `a`, `b` and floor `levels`; record it beside its declaration"
+        if isinstance(claim, Verdict):  # an undeclared verdict (tests of the machinery), `a` its source: recorded as undeclared
+            v, decl = claim, dict(source=a or '', declared=False)
+        elif isinstance(claim, str):
+            c = CLAIMS.get(claim)
+            if c is not None and c.experiment != self.name:
+                raise ValueError(f"claim {claim!r} is declared for the experiment {c.experiment!r}, not {self.name!r}: decide it there")
+            v = decide(claim, a, b, levels=levels, order=order, **fields)
+            decl = dict(source=c.source, paper=c.paper, note=c.note, declaration=c.declaration(), declared=True)
+        else: raise TypeError(f"a claim is a declared claim's id (vitkd.study.claims) or a vitkd.verdicts Verdict, got a {type(claim).__name__}")
+        self.claims.append(dict(v.to_dict(), **decl, measured=measured))
         print(v)
         return v
+
+    def undecided(self) -> list[str]:
+        "The claims declared for this experiment that this run has not decided (e.g. arms its preset does not train)"
+        done = {c.get('id', '').split('[')[0] for c in self.claims}
+        return [k for k,c in CLAIMS.items() if c.experiment == self.name and k not in done]
 
     def save(self, **info) -> Path:
         "Write `metrics.json` (atomically)"
         self.info.update(info)
         return save_json(dict(experiment=self.name, preset=self.preset, device=str(default_device()), dry_run=dry_run(),
                               seconds=time.perf_counter()-self.t0, sizes=self.sizes, info=self.info, tables=self.tables,
-                              figures=self.figures, claims=self.claims), self.out_dir/'metrics.json')
+                              figures=self.figures, claims=self.claims, undecided=self.undecided()), self.out_dir/'metrics.json')
 
 def _fmt(v) -> str:
     if isinstance(v, float):
@@ -111,6 +124,10 @@ def seed_summary(values) -> dict:
     v = np.asarray(list(values), dtype=float)
     if not len(v): raise ValueError("no values to summarise")
     return dict(mean=float(v.mean()), std=float(v.std(ddof=1)) if len(v) > 1 else float('nan'), n=len(v))
+
+def arm_mean(values) -> float:
+    "The mean over seeds of one arm's values (a dict seed -> value, or a list): the level a claim's floor is checked on"
+    return seed_summary(values.values() if isinstance(values, dict) else values)['mean']
 
 def arm(runs:list[dict], metric:str, seed_key:str='seed', **match) -> dict:
     "Per-seed values of `metric` over the runs whose fields equal `match`: {seed: value}"

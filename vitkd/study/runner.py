@@ -12,6 +12,8 @@ from ..models import create_model
 from ..train import choose_precision, cpu_bf16, cpu_name, step_seconds
 from .modes import read_progress
 from .presets import DEPENDS, PRESETS, SIZES, preset_cfg, preset_cost
+from .claims import CLAIMS, FLOORS, claims_table
+from ..verdicts import DECIDED, VERDICTS
 from .budget import BudgetSchedule, budget_lines, cost_text, measure_device, process_age
 from .results import md_table
 
@@ -258,9 +260,10 @@ def claims_rows(metrics:dict[str,dict]) -> list[dict]:
         for c in m.get('claims', []):
             iv = c.get('lo'), c.get('hi')
             f = lambda v: '-inf' if v == float('-inf') else '+inf' if v == float('inf') else f'{v:+.3g}'
+            floor = ', '.join(f"{k} {c['level'][k]:.3g} / {x:.3g}" for k,x in c.get('floor', {}).items())
             rows.append(dict(experiment=n, claim=c['claim'], n=c['n'], difference=_diff(c),
                              interval=f'[{f(iv[0])}, {f(iv[1])}]', mde=f"{c['mde']:.3g}" if c['mde'] != float('inf') else 'inf',
-                             verdict=c['verdict'], source=c.get('source', '')))
+                             floor=floor or '-', verdict=c['verdict'], source=c.get('source', '')))
     return rows
 
 def _experiments(preset_dir:Path) -> tuple[dict, dict]:
@@ -282,18 +285,21 @@ def write_report(preset_dir:str|Path) -> Path:
     preset_dir = Path(preset_dir)
     status,metrics = _experiments(preset_dir)
     claims = claims_rows(metrics)
-    decided = sum(c['verdict'] != 'inconclusive' for c in claims)
+    decided = sum(c['verdict'] in DECIDED for c in claims)
+    outcomes = ', '.join(f"{sum(c['verdict'] == v for c in claims)} {v}" for v in VERDICTS)
     total_s = sum(s.get('seconds') or 0 for s in status.values() if s.get('status') == 'ok')
     lines = [f'# vitkd study report: preset `{preset_dir.name}`', '',
              f'Written {_now()} from {len(status)} experiment folder(s) in `{preset_dir}`: '
              f"{sum(s.get('status')=='ok' for s in status.values())} ok, {sum(s.get('status')!='ok' for s in status.values())} not; "
-             f'{len(claims)} claims, {decided} decided.', '']
+             f'{len(claims)} claims, {decided} decided ({outcomes}).', '']
     cal = read_state(preset_dir/'calibration.json') if (preset_dir/'calibration.json').exists() else None
     if cal: lines += [calibration_line(cal) + ' Wall times below are this machine\'s: compare machines through this figure.', '']
     if claims:
         lines += ['## Claims', '', 'Verdicts from `vitkd.verdicts`: the 95% Student-t interval of the paired mean difference '
                   '(positive favours the claim) over n seeds (timing claims: n interleaved rounds, ratios); mde: the smallest '
-                  'effect this many seeds detect with 80% power; fewer than 3 seeds never decide.', '',
+                  'effect this many seeds detect with 80% power; fewer than 3 seeds never decide. floor: the measured level / the '
+                  'level the claim declares it needs (`vitkd.study.claims`); below it the claim is *not testable at this budget*. '
+                  'The declarations: `vitkd-study list --claims`.', '',
                   md_table([{k:v for k,v in c.items() if k != 'source'} for c in claims]), '']
     lines += ['## Experiments', '', md_table([dict(experiment=n, status=s.get('status'), seconds=s.get('seconds', ''),
                                                    device=metrics.get(n, {}).get('device', ''),
@@ -305,10 +311,12 @@ def write_report(preset_dir:str|Path) -> Path:
         for k,v in m.get('info', {}).items(): lines.append(f'- {k}: {v}')
         if m.get('info'): lines.append('')
         for c in m.get('claims', []):
-            lines.append(f"- **{c['verdict']}**: {c['claim']} ({c.get('source','')}). {c.get('measured','')} "
+            lines.append(f"- **{c['verdict']}**: {c['claim']} ({c.get('source','')}"
+                         + (f"; the paper: {c['paper']}" if c.get('paper') else '') + f"). {c.get('measured','')} "
                          f"n={c['n']}, difference {_diff(c)}, 95% CI [{c['lo']:+.3g}, {c['hi']:+.3g}], "
-                         f"MDE {c['mde']:.3g}; {c.get('reason','')}.")
-        if m.get('claims'): lines.append('')
+                         f"MDE {c['mde']:.3g}; {c.get('reason','')}." + (f" Arm: {c['note']}." if c.get('note') else ''))
+        for k in m.get('undecided', []): lines.append(f"- **not run at this preset**: `{k}` (declared; its arms are not trained here)")
+        if m.get('claims') or m.get('undecided'): lines.append('')
         for t in m.get('tables', []):
             lines += [f"### {t['title']}", '', md_table(t['rows']), '']
             if t.get('note'): lines += [t['note'], '']
@@ -404,7 +412,7 @@ def compare_report(a:str|Path, b:str|Path) -> tuple[str, int]:
     rows = _compare_rows(ma, mb)
     changed = sum(r['change'] != 'same' for r in rows)
     count = lambda k: sum(r['change'] == k for r in rows)
-    decided = sum(r['verdict_a'] == r['verdict_b'] != 'inconclusive' for r in rows)
+    decided = sum(r['verdict_a'] == r['verdict_b'] and r['verdict_a'] in DECIDED for r in rows)
     secs = [dict(experiment=n, seconds_a=sa.get(n, {}).get('seconds', ''), seconds_b=sb.get(n, {}).get('seconds', '')) for n in dict.fromkeys([*sa, *sb])]
     lines = [f'# Comparing two runs: a = `{a}`, b = `{b}`', '',
              f'{len(rows)} claims: {count("same")} with the same verdict ({decided} of them decided in both), '
@@ -414,9 +422,11 @@ def compare_report(a:str|Path, b:str|Path) -> tuple[str, int]:
     return '\n'.join(lines), changed
 
 # %% ../../nbs/39_study.runner.ipynb #cell-30
-def list_study(nbs_dir=None, preset:str|None=None, cost:bool=False, budget:float|None=None) -> str:
-    "The experiments and, per preset, the shared models and what each experiment trains (with `cost`: its GFLOPs; with `budget`: the assumed H100's plan), as text"
+def list_study(nbs_dir=None, preset:str|None=None, cost:bool=False, budget:float|None=None, claims:bool=False) -> str:
+    "The experiments and, per preset, the shared models and what each experiment trains (with `cost`: its GFLOPs; with `budget`: the assumed H100's plan; with `claims`: the declared claims), as text"
     names = select(find_experiments(nbs_dir or study_nbs_dir()))
+    if claims: return '\n'.join([f'{len(CLAIMS)} claims declared (vitkd.study.claims); floors: ' + ', '.join(f'{k} {v:g}' for k,v in FLOORS.items()), '',
+                                 md_table([r for r in claims_table() if r['id'].split('.')[0] in names])])
     if cost or budget: return '\n'.join(['experiments (in run order): ' + ' '.join(names), '', cost_text(preset, budget, names)])
     lines = ['experiments (in run order): ' + ' '.join(names)]
     for p in ([preset] if preset else list(PRESETS)):
@@ -461,10 +471,11 @@ def main(argv=None):
     ls.add_argument('--nbs', default=None); ls.add_argument('--preset', default=None, help='only this preset')
     ls.add_argument('--cost', action='store_true', help="each experiment's work in GFLOPs, by model family")
     ls.add_argument('--budget', type=float, default=None, metavar='SECONDS', help='with --cost: the plan of an assumed H100 within SECONDS')
+    ls.add_argument('--claims', action='store_true', help='the claims declared before the run: rule, arms, margin, floor, source')
     a = p.parse_args(argv)
     try:
         if a.cmd=='list':
-            print(list_study(a.nbs, a.preset, a.cost, a.budget)); return 0
+            print(list_study(a.nbs, a.preset, a.cost, a.budget, a.claims)); return 0
         if a.cmd=='compare':
             txt,changed = compare_report(a.a, a.b)
             print(txt)

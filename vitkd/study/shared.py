@@ -12,7 +12,7 @@ from .modes import DRY_PER_CLASS, dry_run, study_cache
 from .presets import ROLES, preset_cfg, recipe
 
 # %% auto #0
-__all__ = ['study_images', 'study_dls', 'study_model', 'study_teacher']
+__all__ = ['study_images', 'study_dls', 'study_model', 'SeedDLs', 'teacher_dls', 'study_teacher']
 
 # %% ../../nbs/32_study.shared.ipynb #cell-5
 def study_images(name:str) -> ImageArrays:
@@ -31,8 +31,28 @@ def study_model(preset:str, role:str='vit', num_classes:int=10, **kwargs):
     P = preset_cfg(preset); check_choice('role', role, tuple(ROLES))
     return create_model(ROLES[role], num_classes=num_classes, **{**P[role]['model'], **kwargs})
 
-def study_teacher(preset:str, role:str='cnn', dls=None, verbose:bool=True):
+class SeedDLs:
+    "The DataLoaders of `preset` for each replicate seed (seed s draws its own subset), built once per seed; seed 0's `c`, `name`, `train`, `test`"
+    def __init__(self, preset:str, bs:int|None=None, subset:int|None=-1, **kwargs):
+        self.preset,self.bs,self.subset,self.kwargs = preset,bs,subset,kwargs
+        self.last = None
+        d0 = self(0)
+        self.c,self.name,self.train,self.valid,self.test,self.device = d0.c,d0.name,d0.train,d0.valid,d0.test,d0.device
+        self.data_cfg = dict(d0.data_cfg, seed='per seed')  # what a sub-run's key records
+    def __call__(self, seed:int):
+        "The DataLoaders of replicate `seed` (the last seed's are kept: sub-runs go seed by seed)"
+        if self.last is None or self.last[0] != seed: self.last = (seed, study_dls(self.preset, self.bs, self.subset, seed=seed, **self.kwargs))
+        return self.last[1]
+    def __repr__(self): return f"SeedDLs({self.preset!r}, bs={self.bs}, subset={self.subset}: {self.train.n} training images per seed)"
+
+def teacher_dls(preset:str, role:str='cnn'):
+    "The data the shared model `role` of `preset` trains on: the role's own `subset` if the preset sets one, else the preset's"
+    P = preset_cfg(preset); check_choice('role', role, tuple(ROLES))
+    return study_dls(preset, subset=P[role].get('subset', -1))
+
+def study_teacher(preset:str, role:str='cnn', dls=None, # default: `teacher_dls(preset, role)`
+                  verbose:bool=True):
     "The trained shared model `role` of `preset` (trained once, then loaded from the study's cache) and its metadata"
-    dls = dls or study_dls(preset)
+    dls = dls or teacher_dls(preset, role)
     return trained_model(f'{ROLES[role]}-{preset}', lambda: study_model(preset, role, dls.c), dls, recipe(preset, role),
                          folder=study_cache('models'), verbose=verbose)
