@@ -54,13 +54,17 @@ class ELA(nn.Module):
     "Efficient Local Attention (Xu & Wan 2024): x * sigmoid(GN(conv1d(mean_w x))) * sigmoid(GN(conv1d(mean_h x)))"
     def __init__(self, channels:int, variant:str='T', # 'T', 'B', 'S' or 'L' (kernel size, conv groups, GroupNorm groups)
                  strict:bool=False, # refuse, rather than adjust with a warning, settings that do not divide `channels`
-                 eps:float=1e-5, device=None, dtype=None):
+                 eps:float=1e-5,
+                 norm:str='gn', # 'gn' (the paper's ELA) or 'bn' (BatchNorm1d, the norm of the paper's ablation)
+                 device=None, dtype=None):
         super().__init__()
         s = ela_settings(channels, variant, strict)
-        self.variant,self.kernel_size = variant,s['kernel_size']
+        if norm not in ('gn', 'bn'): raise ValueError(f"norm={norm!r} is invalid: choose 'gn' (ELA's GroupNorm) or 'bn' (BatchNorm, the ablation)")
+        self.variant,self.kernel_size,self.norm = variant,s['kernel_size'],norm
         k = s['kernel_size']
         self.conv = nn.Conv1d(channels, channels, k, padding=k//2, groups=s['groups'], bias=False, device=device, dtype=dtype)
-        self.gn = nn.GroupNorm(s['gn_groups'], channels, eps=eps, device=device, dtype=dtype)
+        self.gn = (nn.GroupNorm(s['gn_groups'], channels, eps=eps, device=device, dtype=dtype) if norm == 'gn'
+                   else nn.BatchNorm1d(channels, eps=eps, device=device, dtype=dtype))  # `gn` either way: the same state-dict keys
 
     def gate(self, p:torch.Tensor) -> torch.Tensor:
         "The attention weights for profiles `p` (B, C, L): sigmoid(GN(conv1d(p)))"
@@ -76,9 +80,9 @@ class ELA(nn.Module):
     @property
     def channels(self) -> int: return self.conv.in_channels  # a property, so that it follows channel pruning
 
-    def extra_repr(self): return f'{self.channels}, variant={self.variant!r}'
+    def extra_repr(self): return f'{self.channels}, variant={self.variant!r}' + (f', norm={self.norm!r}' if self.norm != 'gn' else '')
 
-# %% ../nbs/10_attention.ipynb #cell-16
+# %% ../nbs/10_attention.ipynb #cell-18
 class CoordAttention(nn.Module):
     "Coordinate Attention (Hou et al. 2021): strip pools -> shared 1x1 conv C->C/r, BN, h-swish -> per-axis 1x1 conv, sigmoid"
     def __init__(self, channels:int, reduction:int=32, min_channels:int=8, device=None, dtype=None):
@@ -105,20 +109,21 @@ class CoordAttention(nn.Module):
 
     def extra_repr(self): return f'{self.channels}, mid={self.mid}'
 
-# %% ../nbs/10_attention.ipynb #cell-20
+# %% ../nbs/10_attention.ipynb #cell-22
 def _timm_se(channels, **kwargs):
     from timm.layers import SEModule
     return SEModule(channels, **kwargs)
 
 ATTENTIONS = {'none': (None, 'no attention'), 'se': (_timm_se, 'SE (timm, r=16)'), 'ca': (CoordAttention, 'CA (r=32)'),
-              **{f'ela_{v.lower()}': (partial(ELA, variant=v), f'ELA-{v}') for v in ELA_VARIANTS}}
+              **{f'ela_{v.lower()}': (partial(ELA, variant=v), f'ELA-{v}') for v in ELA_VARIANTS},
+              'ela_t_bn': (partial(ELA, variant='T', norm='bn'), 'ELA-T with BN')}
 
 def attention_layer(name:str):
     "The factory `(channels, **kwargs) -> nn.Module` of attention `name` (a key of `ATTENTIONS`); None for 'none'"
     if name not in ATTENTIONS: raise ValueError(f"unknown attention {name!r}: choose one of {', '.join(ATTENTIONS)}")
     return ATTENTIONS[name][0]
 
-# %% ../nbs/10_attention.ipynb #cell-24
+# %% ../nbs/10_attention.ipynb #cell-26
 def _resnet_blocks() -> tuple:
     from timm.models.resnet import BasicBlock as TB, Bottleneck as TBn
     from torchvision.models.resnet import BasicBlock as VB, Bottleneck as VBn

@@ -15,12 +15,12 @@ from ..data import with_train_dl
 from ..distill.core import DistillCallback, freeze
 from ..distill.feature import CWDCallback
 from ..datafree import BNStatsHooks, tv_loss, l2_prior, balanced_targets, to_uint8, ImagePool, noise_images
-from .data import DetArrays, DetDL, _place, draw_scale_flip, scale_flip, scale_flip_boxes, pasted_set, detection_dls
+from .data import DetArrays, DetDL, _place, _cover_crop, _strip_bars, coco_arrays, draw_scale_flip, scale_flip, scale_flip_boxes, pasted_set, detection_dls
 from .model import TinyYolo, DetectionLoss, postprocess, plot_detections, fit_detector, evaluate_detector
 
 # %% auto #0
 __all__ = ['sample_boxes', 'target_recall', 'DetInversion', 'DetPool', 'synthesize_pool', 'head_kd_loss', 'HeadKDCallback',
-           'WeightedLoss', 'cycle_arrays', 'noise_arrays', 'finetune_student', 'synth_grid']
+           'WeightedLoss', 'cycle_arrays', 'noise_arrays', 'proxy_arrays', 'finetune_student', 'synth_grid']
 
 # %% ../../nbs/20_detect.datafree.ipynb #cell-8
 def sample_boxes(n:int, size:int, num_classes:int,
@@ -234,6 +234,14 @@ def noise_arrays(n:int, size:int, mean, std, classes:list, seed:int=0) -> DetArr
     "`n` Gaussian-noise canvases with the images' per-channel mean and std, and no boxes"
     x = noise_images(n, mean, std, seed, (3, size, size))
     return DetArrays(x, torch.zeros(n, 1, 4), torch.full((n, 1), -1, dtype=torch.long), list(classes), 'noise')
+
+def proxy_arrays(n:int, size:int, classes:list, backgrounds:str='coco128', # real photographs from outside the task
+                 split:str='train', seed:int=0) -> DetArrays:
+    "`n` crops of real photographs (`backgrounds`, nothing pasted on them) at `size`, and no boxes: DIODE's proxy data"
+    bgx = _strip_bars(coco_arrays(backgrounds, split, int(size*1.6)))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.stack([_cover_crop(bgx[int(torch.randint(0, len(bgx), (), generator=g))], size, g) for _ in range(n)])
+    return DetArrays(x, torch.zeros(n, 1, 4), torch.full((n, 1), -1, dtype=torch.long), list(classes), 'proxy')
 
 def finetune_student(student:nn.Module, teacher:nn.Module, train:DetArrays, dls, # dls: the real loaders (normalisation, jitter, test)
                      epochs:int=1, steps:int=50, bs:int=16, lr:float=2e-3, seed:int=0,

@@ -86,7 +86,8 @@ def _attention(S, P, p):
     return [w for a in S['arms'] for w in _fit('cnn', model_gflops('resnet_cifar', depth=S['depth'], width=S['width'], attn=a), S['epochs'],
                                               n_tr, n_va, S['test'] or n_te, S['bs'])]*S['seeds']
 
-KD_ARMS = {'alone': (0, ()), 'soft_kd': (0, ('cnn',)), 'deit': (1, ('cnn',)), 'tokens2': (2, ('cnn', 'rednet'))} # DeiT tokens, teachers
+KD_ARMS = {'alone': (0, ()), 'soft_kd': (0, ('cnn',)), 'deit': (1, ('cnn',)), 'coadvise_cnn': (1, ('cnn',)),
+           'coadvise': (2, ('cnn', 'rednet'))} # DeiT tokens, teachers
 
 def _kd_vit(S, P, p):
     n_tr,n_va,n_te = _split(p, S['subset']); n_te = S['test_n'] or n_te
@@ -148,6 +149,7 @@ def _detect_compress(S, P, p):
     nc,n,bs = len(D.get('classes') or range(10)), _det_n(D['n_train']), S['bs']
     g = _det_gf(D['size'], nc=nc, **S['model'])
     ws = [work('det', S['epochs'], n, bs, g, TRAIN, fits=1), work('det', sp['epochs'], n, bs, g, TRAIN, fits=1)]
+    ws += [work('det', S['epochs'] + sp['epochs'] + ft['epochs'], n, bs, g, TRAIN, fits=1)]*S['seeds']  # the baseline per seed, as long as the chain
     R = S['ratios'][-1]
     for r in S['ratios']:
         for a in ('plain', 'cwd_index', 'cwd_learned'):
@@ -168,7 +170,7 @@ def _datafree_detect(S, P, p):
     gt,gs = _det_gf(D['data']['size'], nc=nc, **D['model']), _det_gf(D['data']['size'], R, nc=nc, **D['model'])
     sy,ft = S['synth'], S['ft']; n = ft['steps']*ft['bs']
     ws = [work('det', S['rounds'], sy['bs']*sy['steps'], sy['bs'], gt, TRAIN, capped=False)]*S['seeds']  # inverting the teacher: forward and backward
-    for _ in ('noise', 'synth', 'real'):
+    for _ in ('noise', 'proxy', 'synth', 'real'):
         ws += [work('det', ft['epochs'], n, ft['bs'], gs, TRAIN, fits=1), work('det', ft['epochs'], n, ft['bs'], gt, FORWARD),
                work('det', 1, D['data']['n_test'], ft['bs'], gs, FORWARD)]*S['seeds']
     return ws

@@ -65,6 +65,9 @@ declare('attention.ela_beats_none', 'ELA-T beats no attention in a CIFAR ResNet'
         paper='+0.93 top-1 (ResNet-18, ImageNet), +0.8 (ResNet-50)', arms=('ela_t', 'none'), floor=dict(reference=TR))
 declare('attention.ela_beats_ca', 'ELA-T beats Coordinate Attention in a CIFAR ResNet', 'beats', ELA,
         paper='ELA above CA on ImageNet (ResNet, MobileNetV2)', arms=('ela_t', 'ca'), floor=dict(reference=TR))
+declare('attention.ela_gn_beats_bn', 'ELA-T with GroupNorm beats ELA-T with BatchNorm in its gate', 'beats', ELA,
+        paper="the paper's case for GroupNorm: CA's BatchNorm generalises poorly with small batches and light networks",
+        arms=('ela_t', 'ela_t_bn'), floor=dict(reference=TR))
 declare('attention.ela_params', 'ELA-T adds at most 0.03% parameters to a torchvision ResNet-50', 'exact', ELA,
         paper='+0.03% parameters (ResNet-50)', arms=('ela_t', 'none'), metric='parameters added (%)', margin=0.03, higher=False,
         unit='%', note="ELA-T after the last conv of every bottleneck, as `add_attention` places it; exact, no seeds")
@@ -84,8 +87,11 @@ declare('datafree.fast_faster_di', 'The fast generator synthesises a batch over 
         note="DeepInversion's 2,000 steps timed over a few steps and scaled (per-step cost is constant)")
 DIODE = 'Chawla et al. 2021 (DIODE)'
 declare('datafree_detect.synth_beats_noise', 'Data-free KD (DetInversion) beats KD on Gaussian noise (mAP50)', 'beats', DIODE,
-        paper='inverted images beat proxy data (DIODE compares with real out-of-domain images; noise is the weaker baseline here)',
+        paper='inverted images beat proxy data (the proxy claim is the next one; noise is the weaker baseline)',
         arms=('synth', 'noise'), metric='mAP50', floor=dict(reference=D))
+declare('datafree_detect.synth_beats_proxy', 'Data-free KD (DetInversion) beats KD on proxy photographs (COCO crops without objects, mAP50)', 'beats', DIODE,
+        paper='DIODE: its inverted images distil better than out-of-domain proxy images (YOLO, COCO)', arms=('synth', 'proxy'), metric='mAP50',
+        floor=dict(reference=D), note='proxy: crops of the COCO backgrounds with nothing pasted on them, as many images as the pool')
 declare('datafree_detect.synth_beats_none', 'Data-free KD beats not fine-tuning the pruned detector (mAP50)', 'beats', DIODE,
         arms=('synth', 'none'), metric='mAP50', floor=dict(reference=D),
         fixed='none: the pruned detector before fine-tuning is not trained, the same on every seed')
@@ -142,6 +148,9 @@ declare('norm_batch_size.gn_near_bn_large', 'At {k} images per device GN is with
 declare('norm_batch_size.ws_improves_gn', 'Weight standardization improves GN', 'beats', 'Qiao et al. 2019 (WS)',
         paper='GN+WS 23.72% vs GN 24.10% error (ResNet-50, ImageNet, 1 image per GPU)', arms=('GN+WS', 'GN'), metric='test error (%)', higher=False,
         unit=' pts', floor=dict(reference=TR))
+declare('norm_batch_size.gnws_matches_bn', 'GN+WS, whatever the images per device, is within 0.5 points of BN at {kbn}', 'no_worse', 'Qiao et al. 2019 (WS)',
+        paper='GN+WS at 1 image per GPU matches or beats BN with large batches (ResNet-50/101, ImageNet)', arms=('GN+WS', 'BN'),
+        metric='test error (%)', margin=0.5, higher=False, unit=' pts', floor=dict(reference=TR))
 declare('norm_batch_size.gn_beats_ln', 'GN is better than LN', 'beats', WH, paper='24.1% vs 25.3% error at 32 images per GPU',
         arms=('GN', 'LN'), metric='test error (%)', higher=False, unit=' pts', floor=dict(reference=TR))
 declare('norm_batch_size.bcn_matches_bn', 'WS + BCN at {k} images per device matches BN at {kbn} (within 0.5 points)', 'no_worse', 'Qiao et al. 2019 (WS, BCN)',

@@ -66,7 +66,7 @@ SIZES = {
         'smoke': dict(depth=10, width=8, subset=None, bs=32, epochs=1, lr=3e-3, seeds=3, arms=['none', 'ca', 'ela_t', 'ela_s'], test=None, rounds=5, reps=2),
         'quick': dict(depth=10, width=16, subset=300, bs=64, epochs=2, lr=4e-3, seeds=5, arms=['none', 'ca', 'ela_t'], test=2000, rounds=15, reps=10),
         'full':  dict(depth=10, width=32, subset=None, bs=256, epochs=3, lr=4e-3, seeds=3,
-                      arms=['none', 'se', 'ca', 'ela_t', 'ela_b', 'ela_s', 'ela_l'], test=None, rounds=15, reps=10)},
+                      arms=['none', 'se', 'ca', 'ela_t', 'ela_b', 'ela_s', 'ela_l', 'ela_t_bn'], test=None, rounds=15, reps=10)},
     'datafree': {
         'smoke': dict(students=dict(cnn=dict(embed_dim=24, depth=1, num_heads=2), vit=dict(embed_dim=24, depth=1, num_heads=2)),
                       bs=32, epochs=1, steps=3, warmup=0, seeds=3, test_n=None, fast=dict(bs=16, steps=2, nz=32, ngf=8),
@@ -156,11 +156,12 @@ _TRAININGS = {  # name -> (S, preset) -> [(epochs, images per epoch), ...], one 
     'baselines': lambda S,p: _shared(PRESETS[p], p),
     'attention': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*len(S['arms'])*S['seeds'],
     'datafree': lambda S,p: [(S['epochs'], S['steps']*S['bs'])]*9*S['seeds'],
-    'datafree_detect': lambda S,p: [(S['ft']['epochs'], S['ft']['steps']*S['ft']['bs'])]*3*S['seeds'],
+    'datafree_detect': lambda S,p: [(S['ft']['epochs'], S['ft']['steps']*S['ft']['bs'])]*4*S['seeds'],
     'detect_compress': lambda S,p: ([(S['epochs'], int(0.9*S['data']['n_train'])), (S['sparse']['epochs'], int(0.9*S['data']['n_train']))]
-                                    + [(S['ft']['epochs'], int(0.9*S['data']['n_train']))]*(len(S['ratios'])+2)*S['seeds']),
+                                    + [(S['ft']['epochs'], int(0.9*S['data']['n_train']))]*(len(S['ratios'])+2)*S['seeds']
+                                    + [(S['epochs'] + S['sparse']['epochs'] + S['ft']['epochs'], int(0.9*S['data']['n_train']))]*S['seeds']),
     'kd_cache': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*2*S['seeds'],
-    'kd_vit': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*4*S['seeds'],
+    'kd_vit': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*5*S['seeds'],
     'kd_methods': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*(len(S['methods'])+1)*S['seeds'],
     'norm_batch_size': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*S['seeds']*sum(len(S['ks']) if s in ('BN', 'BCN+WS') else 1 for s in S['setups']),
     'precision': lambda S,p: [(PRESETS[p][r]['epochs'] if S['epochs'] == -1 else S['epochs'], train_images(p, S['subset'])) for r in S['roles']]*2*S['seeds'],
