@@ -62,7 +62,7 @@ def norm_resnet(setup:str, k:int|None=None, # images per device (ghost BN, BCN)
 def fit_norm(setup:str, k:int|None, seed:int, dls, # DataLoaders, or a function seed -> DataLoaders
              depth:int=18, width:int=64, epochs:int=10, lr:float=4e-3, groups:int|None=None, test_dl=None) -> dict:
     "Train `norm_resnet(setup, k, ...)` on replicate `seed` of `dls` (`fit_eval`); return its test error (%), time and throughput"
-    d = dls(seed) if callable(dls) else dls
+    d = seed_dls(dls, seed)
     if k is not None and d.train.bs % k and k < d.train.bs:
         raise ValueError(f"the training batch ({d.train.bs}) is not a multiple of k={k}: choose a batch that k divides")
     r = fit_eval(lambda: norm_resnet(setup, k, depth, width, d.c, groups), d, epochs, lr, seed, test_dl=test_dl)

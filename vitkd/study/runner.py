@@ -18,11 +18,11 @@ from .budget import BudgetSchedule, budget_lines, cost_text, measure_device, pro
 from .results import md_table
 
 # %% auto #0
-__all__ = ['KEEP', 'EXTRAS', 'QUIET_WARNINGS', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments', 'run_order',
-           'select', 'CorruptState', 'read_state', 'experiment_status', 'valid_metrics', 'papermill_execute',
-           'run_experiment', 'StudyLocked', 'calibrate', 'calibration_line', 'preset_dir', 'run_study', 'claims_rows',
-           'write_report', 'update_readme', 'scrub_paths', 'publish', 'compare_runs', 'compare_report', 'list_study',
-           'main']
+__all__ = ['KEEP', 'EXTRAS', 'QUIET', 'QUIET_WARNINGS', 'README_MARKERS', 'PUBLISHED', 'study_nbs_dir', 'find_experiments',
+           'run_order', 'select', 'CorruptState', 'read_state', 'experiment_status', 'valid_metrics',
+           'papermill_execute', 'run_experiment', 'StudyLocked', 'calibrate', 'calibration_line', 'preset_dir',
+           'run_study', 'claims_rows', 'write_report', 'update_readme', 'scrub_paths', 'publish', 'compare_runs',
+           'compare_report', 'list_study', 'main']
 
 # %% ../../nbs/39_study.runner.ipynb #cell-6
 def study_nbs_dir() -> Path:
@@ -188,7 +188,8 @@ def calibration_line(c:dict) -> str:
             f"the {c['model']} trains at {c['images_per_s']:,.0f} images/s ({c['precision']}).")
 
 # notices that third-party imports print in every kernel (fastai on torch 2.14 and pandas 3; tqdm without ipywidgets): not the reader's concern
-QUIET_WARNINGS = 'ignore::FutureWarning:torch.jit._script,ignore::Warning:fastai.tabular.core,ignore::Warning:tqdm.auto'
+QUIET = (('FutureWarning', 'torch.jit._script'), ('Warning', 'fastai.tabular.core'), ('Warning', 'tqdm.auto'))  # (category, module)
+QUIET_WARNINGS = ','.join(f'ignore::{c}:{m}' for c,m in QUIET)  # as PYTHONWARNINGS spells it
 
 def preset_dir(out:str|Path, preset:str, dry_run:int=0) -> Path:
     "The folder of one preset's run folders: `out/preset`, or `out/preset-dry` for a dry run"
@@ -432,7 +433,8 @@ def list_study(nbs_dir=None, preset:str|None=None, cost:bool=False, budget:float
     for p in ([preset] if preset else list(PRESETS)):
         P = preset_cfg(p)
         lines += ['', f"## {p}: {P['dataset']}, {P['subset'] or 'all'} images per class, batch {P['bs']}"]
-        lines += [f"- {r}: {P[r]['model']}, {P[r]['epochs']} epochs at lr {P[r]['lr']:g}" for r in ('cnn', 'rednet', 'vit')]
+        lines += [f"- {r}: {P[r]['model']}, {P[r]['epochs']} epochs at lr {P[r]['lr']:g}"
+                  + (f" on {P[r]['subset'] or 'all'} images per class" if 'subset' in P[r] else '') for r in ('cnn', 'rednet', 'vit')]
         rows = [r for r in preset_cost(p) if r['experiment'] in names]
         rows.append(dict(experiment='all', trainings=sum(r['trainings'] for r in rows), train_images=sum(r['train_images'] for r in rows)))
         lines += ['', md_table([dict(r, train_images=f"{r['train_images']/1e6:.2f}M") for r in rows])]
