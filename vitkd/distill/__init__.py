@@ -9,7 +9,7 @@ __all__ = ['DistillCallback', 'LiveTeachers', 'combine_teachers', 'teacher_sourc
            'find_distilled', 'FeatureHooks', 'prefix_tokens', 'as_map', 'resize_map', 'FeatureKD', 'cwd_loss',
            'CWDCallback', 'hint_loss', 'attention_map', 'at_loss', 'HintCallback', 'ATCallback', 'pair_distances',
            'triplet_angles', 'rkd_loss', 'sp_loss', 'RKDCallback', 'SPCallback', 'logit_cache', 'LogitCache',
-           'CachedTeachers', 'verify_cache']
+           'CachedTeachers', 'FixedTeachers', 'verify_cache']
 
 # %% ../../nbs/11_distill.ipynb #cell-1
 from .core import *
@@ -24,4 +24,4 @@ _all_ = ['DistillCallback', 'LiveTeachers', 'combine_teachers', 'teacher_source'
          'KDCallback', 'DKDCallback', 'NKDCallback', 'DISTCallback', 'DistillTokenCallback', 'find_distilled',
          'FeatureHooks', 'prefix_tokens', 'as_map', 'resize_map', 'FeatureKD', 'cwd_loss', 'CWDCallback', 'hint_loss',
          'attention_map', 'at_loss', 'HintCallback', 'ATCallback', 'pair_distances', 'triplet_angles', 'rkd_loss', 'sp_loss',
-         'RKDCallback', 'SPCallback', 'logit_cache', 'LogitCache', 'CachedTeachers', 'verify_cache']
+         'RKDCallback', 'SPCallback', 'logit_cache', 'LogitCache', 'CachedTeachers', 'FixedTeachers', 'verify_cache']

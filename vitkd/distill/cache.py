@@ -16,7 +16,7 @@ from ..data import ArrayDL, ReplayDL, crop_flip, fresh_dls
 # %% auto #0
 __all__ = ['FINGERPRINT_RTOL', 'CacheError', 'loader_fingerprint', 'teacher_fingerprint', 'cache_fingerprint', 'batch_record',
            'replay_batch', 'input_fingerprint', 'fingerprint_gap', 'teacher_logits', 'build_logit_cache', 'LogitCache',
-           'logit_cache', 'verify_cache', 'CachedTeachers']
+           'logit_cache', 'verify_cache', 'CachedTeachers', 'FixedTeachers']
 
 # %% ../../nbs/15_distill.cache.ipynb #cell-6
 class CacheError(ValueError):
@@ -396,3 +396,53 @@ class CachedTeachers:
         self.n_cached += 1
         z = torch.from_numpy(rec['logits']).to(xb.device, non_blocking=True).float()
         return list(z.unbind(1))
+
+# %% ../../nbs/15_distill.cache.ipynb #cell-54
+class FixedTeachers:
+    "A teacher source with one logit vector per training image: the teachers' outputs on the un-augmented images, reused every epoch"
+    def __init__(self, teachers, # a module or a list of modules
+                 dls, # the student's DataLoaders, or its training ArrayDL
+                 bs:int=256, # images per teacher pass
+                 amp:bool=False): # run the teachers under autocast
+        self.teachers = _teachers(teachers)
+        dl = _train_dl(dls)
+        if not isinstance(dl, ArrayDL):
+            bad_arg('dls', type(dl).__name__, "a vitkd.data.ArrayDL training loader (its stored images are the un-augmented ones)",
+                    "for fastai loaders use the exact cache, CachedTeachers(logit_cache(teachers, replayable_dls(dls), epochs))", exc=TypeError)
+        bs = check_int('bs', bs)
+        self.images = tensor_hash(dl.x)
+        modes = [t.training for t in self.teachers]
+        for t in self.teachers: t.eval()
+        t0 = time.perf_counter()
+        try:
+            dev = next(self.teachers[0].parameters()).device
+            mean,std = dl.mean.to(dev), dl.std.to(dev)
+            self.logits = torch.cat([teacher_logits(self.teachers, (dl.x[i:i+bs].to(dev).float().div_(255) - mean)/std, amp).half().cpu()
+                                     for i in range(0, len(dl.x), bs)])  # (images, teachers, classes)
+        finally:
+            for t,m in zip(self.teachers, modes): t.train(m)
+        self.build_seconds = time.perf_counter() - t0
+
+    @property
+    def n_teachers(self) -> int: return len(self.teachers)
+    @property
+    def nbytes(self) -> int: return self.logits.numel()*self.logits.element_size()
+
+    def setup(self, learn):
+        "Check that `learn` trains on the images the logits were computed for, with their number of classes"
+        dl = learn.dls.train
+        if not isinstance(dl, ArrayDL) or len(dl.x) != len(self.logits) or tensor_hash(dl.x) != self.images:
+            raise CacheError("the learner's training loader does not hold the images the fixed teachers' logits were computed for: "
+                             "build FixedTeachers(teachers, dls) with the DataLoaders the student trains on")
+        c = getattr(learn.dls, 'c', None)
+        if c is not None and c != self.logits.shape[-1]:
+            raise CacheError(f"the teachers predict {self.logits.shape[-1]} classes, the student's data has {c}")
+
+    def __call__(self, learn) -> list[torch.Tensor]:
+        "The stored logits of each teacher for the current batch's images, read by dataset index"
+        if not learn.training: raise CacheError("fixed teacher logits exist for training images only: run the teachers live for validation")
+        xb,idxs = learn.xb[0], learn.dl.last_idxs
+        if idxs is None or len(idxs) != len(xb): raise CacheError("the current batch's dataset indices are unknown: the loader is not the one set up")
+        return list(self.logits[idxs].to(xb.device).float().unbind(1))
+
+    def __repr__(self): return f'FixedTeachers({self.n_teachers} teachers, {len(self.logits)} images, {_size(self.nbytes)}, {self.build_seconds:.2f} s)'

@@ -103,6 +103,8 @@ def _kd_cache(S, P, p):
     teachers = lambda epochs, n: [work(t, epochs, n, bs, _teacher_gf(P, t), FORWARD) for t in ('cnn', 'rednet')]
     ws = teachers(e, n_tr) + teachers(1, S['verify'])  # building the cache; verifying it
     for online in (True, False): ws += (_fit('vit', _vit_gf(P, n_dist=2), e, n_tr, n_va, n_te, bs) + (teachers(e, n_tr) if online else []))*S['seeds']
+    cnn = lambda epochs, n: [work('cnn', epochs, n, bs, _teacher_gf(P, 'cnn'), FORWARD)]
+    ws += (cnn(e, n_tr) + cnn(1, n_tr) + _fit('vit', _vit_gf(P), e, n_tr, n_va, n_te, bs)*2)*S['seeds']  # exact vs fixed: a CNN cache, one pass, two students
     nb = S['bench_batches']*bs  # the benchmark: each round, one epoch of bench_batches for each of 4 learners
     bench = [work('vit', 1, nb, bs, _vit_gf(P), TRAIN, fits=1) for _ in range(4)] + [work('cnn', 1, nb, bs, _teacher_gf(P, 'cnn'), FORWARD)]*2
     return ws + (bench + [work('rednet', 1, nb, bs, _teacher_gf(P, 'rednet'), FORWARD)])*S['rounds']

@@ -160,7 +160,7 @@ _TRAININGS = {  # name -> (S, preset) -> [(epochs, images per epoch), ...], one 
     'detect_compress': lambda S,p: ([(S['epochs'], int(0.9*S['data']['n_train'])), (S['sparse']['epochs'], int(0.9*S['data']['n_train']))]
                                     + [(S['ft']['epochs'], int(0.9*S['data']['n_train']))]*(len(S['ratios'])+2)*S['seeds']
                                     + [(S['epochs'] + S['sparse']['epochs'] + S['ft']['epochs'], int(0.9*S['data']['n_train']))]*S['seeds']),
-    'kd_cache': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*2*S['seeds'],
+    'kd_cache': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*4*S['seeds'],
     'kd_vit': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*5*S['seeds'],
     'kd_methods': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*(len(S['methods'])+1)*S['seeds'],
     'norm_batch_size': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*S['seeds']*sum(len(S['ks']) if s in ('BN', 'BCN+WS') else 1 for s in S['setups']),
