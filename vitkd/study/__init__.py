@@ -8,9 +8,9 @@ __all__ = ['set_seed', 'default_device', 'config_hash', 'timer', 'n_params', 'lo
            'resnet_cifar', 'rednet_cifar', 'vit_cifar', 'evaluate', 'fit_classifier', 'make_learner', 'trained_model',
            'count_macs', 'epoch_times', 'latency_fns', 'model_cost', 'time_ratios', 'time_rounds', 'dry_run',
            'install_run_modes', 'study_cache', 'PRESETS', 'SIZES', 'DEPENDS', 'preset_cfg', 'recipe', 'sizes',
-           'study_images', 'study_dls', 'SeedDLs', 'teacher_dls', 'study_model', 'study_teacher', 'CLAIMS', 'FLOORS',
-           'Results', 'md_table', 'seed_summary', 'arm', 'arm_mean', 'summary_rows', 'bar_chart', 'seed_dls',
-           'fit_eval', 'NORM_SETUPS', 'GN_PAPER', 'depends_on_k', 'norm_resnet', 'fit_norm']
+           'study_images', 'study_dls', 'SeedDLs', 'teacher_dls', 'study_model', 'study_teacher', 'matched_teacher',
+           'CLAIMS', 'FLOORS', 'Results', 'md_table', 'seed_summary', 'arm', 'arm_mean', 'summary_rows', 'bar_chart',
+           'seed_dls', 'fit_eval', 'NORM_SETUPS', 'GN_PAPER', 'depends_on_k', 'norm_resnet', 'fit_norm']
 
 # %% ../../nbs/29_study.ipynb #cell-1
 from ..core import *
@@ -33,5 +33,5 @@ _all_ = ['set_seed', 'default_device', 'config_hash', 'timer', 'n_params', 'load
          'evaluate', 'fit_classifier', 'make_learner', 'trained_model',
          'count_macs', 'epoch_times', 'latency_fns', 'model_cost', 'time_ratios', 'time_rounds',
          'dry_run', 'install_run_modes', 'study_cache', 'PRESETS', 'SIZES', 'DEPENDS', 'preset_cfg', 'recipe', 'sizes',
-         'study_images', 'study_dls', 'SeedDLs', 'teacher_dls', 'study_model', 'study_teacher', 'CLAIMS', 'FLOORS', 'Results', 'md_table', 'seed_summary', 'arm', 'arm_mean',
+         'study_images', 'study_dls', 'SeedDLs', 'teacher_dls', 'study_model', 'study_teacher', 'matched_teacher', 'CLAIMS', 'FLOORS', 'Results', 'md_table', 'seed_summary', 'arm', 'arm_mean',
          'summary_rows', 'bar_chart', 'seed_dls', 'fit_eval', 'NORM_SETUPS', 'GN_PAPER', 'depends_on_k', 'norm_resnet', 'fit_norm']

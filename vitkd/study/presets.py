@@ -97,7 +97,7 @@ SIZES = {
     'kd_vit': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=3, test_n=None),
         'quick': dict(subset=150, bs=64, epochs=3, seeds=5, test_n=5000),
-        'full':  dict(subset=None, bs=256, epochs=10, seeds=3, test_n=None)},
+        'full':  dict(subset=None, bs=256, epochs=10, seeds=3, test_n=None, matched=dict(max_epochs=8))},  # matched: DeiT's convnet-vs-transformer teachers
     'kd_methods': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=2, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
         'quick': dict(subset=100, bs=64, epochs=2, seeds=5, test_n=2000, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
@@ -161,7 +161,7 @@ _TRAININGS = {  # name -> (S, preset) -> [(epochs, images per epoch), ...], one 
                                     + [(S['ft']['epochs'], int(0.9*S['data']['n_train']))]*(len(S['ratios'])+2)*S['seeds']
                                     + [(S['epochs'] + S['sparse']['epochs'] + S['ft']['epochs'], int(0.9*S['data']['n_train']))]*S['seeds']),
     'kd_cache': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*4*S['seeds'],
-    'kd_vit': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*5*S['seeds'],
+    'kd_vit': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*(7 if S.get('matched') else 5)*S['seeds'],
     'kd_methods': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*(len(S['methods'])+1)*S['seeds'],
     'norm_batch_size': lambda S,p: [(S['epochs'], train_images(p, S['subset']))]*S['seeds']*sum(len(S['ks']) if s in ('BN', 'BCN+WS') else 1 for s in S['setups']),
     'precision': lambda S,p: [(PRESETS[p][r]['epochs'] if S['epochs'] == -1 else S['epochs'], train_images(p, S['subset'])) for r in S['roles']]*2*S['seeds'],

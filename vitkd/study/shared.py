@@ -12,7 +12,7 @@ from .modes import DRY_PER_CLASS, dry_run, study_cache
 from .presets import ROLES, preset_cfg, recipe
 
 # %% auto #0
-__all__ = ['study_images', 'study_dls', 'study_model', 'SeedDLs', 'teacher_dls', 'study_teacher']
+__all__ = ['study_images', 'study_dls', 'study_model', 'SeedDLs', 'teacher_dls', 'study_teacher', 'matched_teacher']
 
 # %% ../../nbs/32_study.shared.ipynb #cell-5
 def study_images(name:str) -> ImageArrays:
@@ -56,3 +56,18 @@ def study_teacher(preset:str, role:str='cnn', dls=None, # default: `teacher_dls(
     dls = dls or teacher_dls(preset, role)
     return trained_model(f'{ROLES[role]}-{preset}', lambda: study_model(preset, role, dls.c), dls, recipe(preset, role),
                          folder=study_cache('models'), verbose=verbose)
+
+# %% ../../nbs/32_study.shared.ipynb #cell-7
+def matched_teacher(preset:str, role:str, target:float, # the validation accuracy to match (another teacher's)
+                    max_epochs:int, # the most epochs to try
+                    verbose:bool=True):
+    "The shared model `role` of `preset` trained for the fewest epochs at which its validation accuracy reaches `target` (else the closest)"
+    if not (isinstance(target, (int, float)) and 0 <= target <= 1): bad_arg('target', target, 'an accuracy between 0 and 1')
+    dls, best = teacher_dls(preset, role), None
+    for k in range(1, check_int('max_epochs', max_epochs) + 1):
+        m,meta = trained_model(f'{ROLES[role]}-{preset}-{k}ep', lambda: study_model(preset, role, dls.c), dls,
+                               dict(recipe(preset, role), epochs=k), folder=study_cache('models'), verbose=verbose)
+        meta = dict(meta, epochs=k)
+        if best is None or abs(meta['valid_acc'] - target) < abs(best[1]['valid_acc'] - target): best = (m, meta)
+        if meta['valid_acc'] >= target: break
+    return best
