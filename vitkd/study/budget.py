@@ -96,11 +96,11 @@ def _kd_vit(S, P, p):
         arm = _fit('vit', _vit_gf(P, n_dist=tokens), S['epochs'], n_tr, n_va, n_te, S['bs'])
         arm += [work(t, S['epochs'], n_tr, S['bs'], _teacher_gf(P, t), FORWARD) for t in teachers]
         ws += arm*S['seeds']
-    if S.get('matched'):  # DeiT's convnet-vs-transformer arms, and the matched CNN teacher's trainings (at most max_epochs of them)
+    if S.get('matched'):  # DeiT's convnet-vs-transformer arms, and the matched CNN teacher's trainings (1..epochs: at most that many)
         ws.append(work('vit', 1, n_te, 256, _teacher_gf(P, 'vit'), FORWARD))
         for t in ('vit', 'cnn'):
             ws += (_fit('vit', _vit_gf(P, n_dist=1), S['epochs'], n_tr, n_va, n_te, S['bs']) + [work(t, S['epochs'], n_tr, S['bs'], _teacher_gf(P, t), FORWARD)])*S['seeds']
-        for k in range(1, S['matched']['max_epochs'] + 1): ws += _fit('cnn', _teacher_gf(P, 'cnn'), k, *_split(p, P['cnn'].get('subset', -1)), P['bs'])
+        for k in range(1, S['matched']['epochs'] + 1): ws += _fit('cnn', _teacher_gf(P, 'cnn'), k, *_split(p, P['cnn'].get('subset', -1)), P['bs'])
     return ws
 
 def _kd_cache(S, P, p):

@@ -97,7 +97,7 @@ SIZES = {
     'kd_vit': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=3, test_n=None),
         'quick': dict(subset=150, bs=64, epochs=3, seeds=5, test_n=5000),
-        'full':  dict(subset=None, bs=256, epochs=10, seeds=3, test_n=None, matched=dict(max_epochs=8))},  # matched: DeiT's convnet-vs-transformer teachers
+        'full':  dict(subset=None, bs=256, epochs=10, seeds=3, test_n=None, matched=dict(epochs=6))},  # matched: DeiT's convnet-vs-transformer teachers, the CNN tried at 1..epochs
     'kd_methods': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=2, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
         'quick': dict(subset=100, bs=64, epochs=2, seeds=5, test_n=2000, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
