@@ -141,10 +141,12 @@ def _datafree(S, P, p):
     for setting,arms in (('cnn', ('alone', 'real', 'noise', 'fast', 'di')), ('vit', ('alone', 'real', 'noise', 'fast'))):
         gs,gt = _vit_gf(P, **S['students'][setting]), _teacher_gf(P, setting)
         for a in arms:
-            arm = [work('vit', e, n, bs, gs, TRAIN, fits=1), work('vit', 1, _split(p)[2] if S['test_n'] is None else S['test_n'], 256, gs, FORWARD)]
+            n_te = _split(p)[2] if S['test_n'] is None else S['test_n']
+            arm = [work('vit', e, n, bs, gs, TRAIN, fits=1), work('vit', 1, n_te, 256, gs, FORWARD)]
             if a != 'alone': arm.append(work(setting, e, n, bs, gt, FORWARD))  # the teacher's soft targets
             if a in ('fast', 'di'):  # one synthesised batch per epoch, `steps` steps through the teacher and the student, forward and backward
                 syn = S[a]; arm.append(work(setting, e, syn['steps']*syn['bs'], syn['bs'], gt + gs, TRAIN, capped=False))
+                arm.append(work('vit', e, n_te, 256, gs, FORWARD))  # the student's test accuracy after every epoch (time to accuracy)
             ws += arm*S['seeds']
     f,d,gt = S['fast'], S['di'], _teacher_gf(P, 'cnn')  # the synthesis benchmark
     return ws + [work('cnn', S['rounds'], f['steps']*f['bs'] + S['bench_steps']*d['bs'], f['bs'], gt, TRAIN, capped=False)]

@@ -86,6 +86,11 @@ declare('datafree.fast_near_di', 'The fast generator is within 3 points of DeepI
 declare('datafree.fast_faster_di', 'The fast generator synthesises a batch over 100x faster than DeepInversion at 2,000 steps per batch', 'faster', FDF,
         paper='247x faster synthesis than DeepInversion', arms=('fast', 'di'), metric='seconds per synthesised batch', margin=100., unit='x',
         note="DeepInversion's 2,000 steps timed over a few steps and scaled (per-step cost is constant)")
+declare('datafree.fast_sooner_di', "The fast generator reaches DeepInversion's student accuracy with less synthesis time (CNN teacher, DeepInversion at the preset's steps)", 'faster', FDF,
+        paper="0.08 h of synthesis for a 91.96% student against DeepInversion's 18.2 h for 93.26% (CIFAR-10)", arms=('fast', 'di'),
+        metric='synthesis seconds to the lower of the two final accuracies', unit='x', floor=dict(teacher=T, reference=L),
+        note="per seed, the target is the lower of the two students' final test accuracies, and each arm's time its synthesis seconds at "
+             "the first epoch whose student reaches it (EpochAccuracy); DeepInversion at the preset's steps per batch, not its 2,000")
 DIODE = 'Chawla et al. 2021 (DIODE)'
 declare('datafree_detect.synth_beats_noise', 'Data-free KD (DetInversion) beats KD on Gaussian noise (mAP50)', 'beats', DIODE,
         paper='inverted images beat proxy data (the proxy claim is the next one; noise is the weaker baseline)',

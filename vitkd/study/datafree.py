@@ -8,6 +8,7 @@ import numpy as np, torch, torch.nn as nn
 from torch import Tensor
 from pathlib import Path
 from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
+from fastai.callback.core import Callback
 from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.optimizer import Adam
@@ -15,9 +16,11 @@ from fastcore.foundation import L
 from ..core import *
 from ..datafree import DataFreeKD, Synthesizer, datafree_dls, noise_images
 from ..distill.response import KDCallback
+from ..train import evaluate
 
 # %% auto #0
-__all__ = ['INPUTS', 'plain_learner', 'distill_student', 'history_rows', 'synthesis_fns', 'seconds_per_image', 'throughput_rows']
+__all__ = ['INPUTS', 'plain_learner', 'distill_student', 'EpochAccuracy', 'time_to_accuracy', 'history_rows', 'synthesis_fns',
+           'seconds_per_image', 'throughput_rows']
 
 # %% ../../nbs/36_study.datafree.ipynb #cell-7
 def plain_learner(model:nn.Module, dls, cbs=None) -> Learner:
@@ -67,6 +70,23 @@ def distill_student(make_student, dls, teacher:nn.Module|None=None, inputs:str='
     return learn, info
 
 # %% ../../nbs/36_study.datafree.ipynb #cell-11
+class EpochAccuracy(Callback):
+    "After every epoch: the model's accuracy on `dl` and the synthesis seconds spent so far (`curve`: a list of dicts)"
+    order = 100  # after DataFreeKD and the training callbacks
+    def __init__(self, dl): self.dl,self.curve = dl,[]
+    def before_fit(self): self.curve = []
+    def after_epoch(self):
+        df = next((c for c in self.learn.cbs if isinstance(c, DataFreeKD)), None)
+        if df is not None and self.epoch < df.start_epoch: return  # resumed: that epoch ran in an earlier process
+        self.curve.append(dict(epoch=self.epoch, test_acc=evaluate(self.learn.model, self.dl),
+                               synth_s=float(df.synthesizer.seconds) if df is not None else 0.))
+
+def time_to_accuracy(curve:list[dict], target:float) -> float:
+    "Synthesis seconds at the first epoch of `curve` (from `EpochAccuracy`) whose accuracy reaches `target`; inf if none did"
+    if not curve: raise ValueError("the curve is empty: record it with EpochAccuracy(dl) in the fit's callbacks")
+    return next((float(p['synth_s']) for p in curve if p['test_acc'] >= target), float('inf'))
+
+# %% ../../nbs/36_study.datafree.ipynb #cell-14
 def history_rows(runs:list[dict], by=('setting', 'arm')) -> list[dict]:
     "One row per group (`by`) and epoch of the synthesised batches' diagnostics in `runs`"
     groups = {}
@@ -79,7 +99,7 @@ def history_rows(runs:list[dict], by=('setting', 'arm')) -> list[dict]:
                          prior_first=float(np.mean([d['layer_losses'][0] for d in ds])), prior_sum=float(np.mean([sum(d['layer_losses']) for d in ds]))))
     return rows
 
-# %% ../../nbs/36_study.datafree.ipynb #cell-14
+# %% ../../nbs/36_study.datafree.ipynb #cell-17
 def synthesis_fns(synths:dict, timed_steps:dict|None=None, seed:int=0) -> dict:
     "For `time_rounds`: name -> a call synthesising one batch with `timed_steps[name]` steps (default: all its steps)"
     gen = torch.Generator().manual_seed(seed)
