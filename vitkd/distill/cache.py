@@ -445,4 +445,4 @@ class FixedTeachers:
         if idxs is None or len(idxs) != len(xb): raise CacheError("the current batch's dataset indices are unknown: the loader is not the one set up")
         return list(self.logits[idxs].to(xb.device).float().unbind(1))
 
-    def __repr__(self): return f'FixedTeachers({self.n_teachers} teachers, {len(self.logits)} images, {_size(self.nbytes)}, {self.build_seconds:.2f} s)'
+    def __repr__(self): return f'FixedTeachers({self.n_teachers} teacher(s), {len(self.logits)} images, {_size(self.nbytes)}, {self.build_seconds:.2f} s)'
