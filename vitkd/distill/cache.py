@@ -416,8 +416,8 @@ class FixedTeachers:
         t0 = time.perf_counter()
         try:
             dev = next(self.teachers[0].parameters()).device
-            mean,std = dl.mean.to(dev), dl.std.to(dev)
-            self.logits = torch.cat([teacher_logits(self.teachers, (dl.x[i:i+bs].to(dev).float().div_(255) - mean)/std, amp).half().cpu()
+            plain = lambda i: replay_batch(dl, dict(idxs=np.arange(i, min(i+bs, len(dl.x)))), device=dev)[0]  # no draws: un-augmented
+            self.logits = torch.cat([teacher_logits(self.teachers, plain(i), amp).half().cpu()
                                      for i in range(0, len(dl.x), bs)])  # (images, teachers, classes)
         finally:
             for t,m in zip(self.teachers, modes): t.train(m)
