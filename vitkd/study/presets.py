@@ -25,9 +25,9 @@ PRESETS = {
                   rednet=dict(model=dict(depth=14, width=8, kernel_size=3, group_channels=8), epochs=4, lr=4e-3),
                   vit=dict(model=dict(embed_dim=96, depth=4, num_heads=3), epochs=6, lr=2e-3)),
     'full':  dict(dataset='cifar10', subset=None, bs=256,
-                  cnn=dict(model=dict(depth=18, width=64), epochs=30, lr=4e-3),
-                  rednet=dict(model=dict(depth=26, width=16), epochs=30, lr=4e-3),
-                  vit=dict(model=dict(embed_dim=192, depth=9, num_heads=3), epochs=50, lr=1e-3)),
+                  cnn=dict(model=dict(depth=18, width=32), epochs=10, lr=4e-3),
+                  rednet=dict(model=dict(depth=26, width=16), epochs=10, lr=4e-3),
+                  vit=dict(model=dict(embed_dim=192, depth=9, num_heads=3), epochs=15, lr=1e-3)),
 }
 
 def merge_sizes(base, over):
@@ -65,8 +65,7 @@ SIZES = {
     'attention': {
         'smoke': dict(depth=10, width=8, subset=None, bs=32, epochs=1, lr=3e-3, seeds=3, arms=['none', 'ca', 'ela_t', 'ela_s'], test=None, rounds=5, reps=2),
         'quick': dict(depth=10, width=16, subset=300, bs=64, epochs=2, lr=4e-3, seeds=5, arms=['none', 'ca', 'ela_t'], test=2000, rounds=15, reps=10),
-        'full':  dict(depth=10, width=32, subset=None, bs=256, epochs=3, lr=4e-3, seeds=3,
-                      arms=['none', 'se', 'ca', 'ela_t', 'ela_b', 'ela_s', 'ela_l', 'ela_t_bn'], test=None, rounds=15, reps=10)},
+        'full':  dict(depth=10, width=32, subset=1000, bs=256, epochs=6, lr=4e-3, seeds=3, arms=['none', 'ca', 'ela_t', 'ela_t_bn'], test=None, rounds=15, reps=10)},
     'datafree': {
         'smoke': dict(students=dict(cnn=dict(embed_dim=24, depth=1, num_heads=2), vit=dict(embed_dim=24, depth=1, num_heads=2)),
                       bs=32, epochs=1, steps=3, warmup=0, seeds=3, test_n=None, fast=dict(bs=16, steps=2, nz=32, ngf=8),
@@ -74,12 +73,12 @@ SIZES = {
         'quick': dict(students=dict(cnn=dict(embed_dim=48, depth=2), vit=dict(embed_dim=48, depth=2)),
                       bs=32, epochs=2, steps=12, warmup=1, seeds=5, test_n=2000, fast=dict(bs=64, steps=4, nz=64, ngf=16),
                       di=dict(bs=64, steps=16), bench_steps=2, rounds=3),
-        'full':  dict(students=dict(cnn=dict(), vit=dict(depth=4)), bs=256, epochs=5, steps=40, warmup=1, seeds=3, test_n=None,
-                      fast=dict(bs=256, steps=5), di=dict(bs=256, steps=200), bench_steps=10, rounds=5)},
+        'full':  dict(students=dict(cnn=dict(depth=4), vit=dict(depth=4)), bs=256, epochs=4, steps=25, warmup=1, seeds=3, test_n=None,
+                      fast=dict(bs=256, steps=5), di=dict(bs=256, steps=100), bench_steps=10, rounds=5)},
     'datafree_detect': {
         'smoke': dict(synth=dict(bs=8, steps=3, obj_px=(6, 40), max_objects=4, res=2), rounds=1, ft=dict(epochs=1, steps=3, bs=8, lr=2e-3), seeds=2),
         'quick': dict(synth=dict(bs=32, steps=24, obj_px=(8, 48), max_objects=4, res=2), rounds=3, ft=dict(epochs=1, steps=48, bs=16, lr=2e-3), seeds=5),
-        'full':  dict(synth=dict(bs=128, steps=100, obj_px=(8, 96), max_objects=8, res=2), rounds=4, ft=dict(epochs=3, steps=42, bs=128, lr=2e-3), seeds=3)},
+        'full':  dict(synth=dict(bs=128, steps=100, obj_px=(8, 96), max_objects=8, res=2), rounds=3, ft=dict(epochs=2, steps=42, bs=128, lr=2e-3), seeds=3)},
     'detect_compress': {
         'smoke': dict(data=dict(size=64, n_train=48, n_test=16, obj_px=(6, 24), objects='cifar10_tiny', backgrounds='coco8'),
                       model=dict(width=0.125), bs=8, epochs=1, lr=5e-3, sparse=dict(epochs=1, lr=5e-3, lam=3e-4, bn_lr_mult=8.), ft=dict(epochs=1, lr=2e-3),
@@ -87,32 +86,32 @@ SIZES = {
         'quick': dict(data=dict(size=64, n_train=1000, n_test=300, obj_px=(12, 40), max_objects=6, classes=['airplane', 'automobile', 'frog']),
                       model=dict(width=0.125), bs=16, epochs=10, lr=5e-3, sparse=dict(epochs=4, lr=5e-3, lam=3e-4, bn_lr_mult=8.), ft=dict(epochs=1, lr=2e-3),
                       ratios=(0.5, 0.6), round_to=4, seeds=5, tau=1., weight=5., lat=dict(size=320, rounds=9), coco=None),
-        'full':  dict(data=dict(size=128, n_train=6000, n_test=500, obj_px=(12, 64), max_objects=8),
-                      model=dict(width=0.25), bs=128, epochs=15, lr=5e-3, sparse=dict(epochs=5, lr=5e-3, lam=3e-4, bn_lr_mult=8.), ft=dict(epochs=3, lr=2e-3),
-                      ratios=(0.5, 0.6), round_to=8, seeds=3, tau=1., weight=5., lat=dict(size=640, rounds=15), coco=dict(name='coco128', size=320, epochs=40))},
+        'full':  dict(data=dict(size=128, n_train=3000, n_test=500, obj_px=(12, 64), max_objects=8),
+                      model=dict(width=0.25), bs=128, epochs=10, lr=5e-3, sparse=dict(epochs=4, lr=5e-3, lam=3e-4, bn_lr_mult=8.), ft=dict(epochs=3, lr=2e-3),
+                      ratios=(0.5, 0.6), round_to=8, seeds=3, tau=1., weight=5., lat=dict(size=640, rounds=15), coco=dict(name='coco128', size=320, epochs=15))},
     'kd_cache': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=3, rounds=3, bench_batches=2, verify=64),
         'quick': dict(subset=150, bs=64, epochs=3, seeds=5, rounds=5, bench_batches=4, verify=256),
-        'full':  dict(subset=None, bs=256, epochs=5, seeds=3, rounds=5, bench_batches=40, verify=1024)},
+        'full':  dict(subset=1000, bs=256, epochs=4, seeds=3, rounds=3, bench_batches=10, verify=1024)},
     'kd_vit': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=3, test_n=None),
         'quick': dict(subset=150, bs=64, epochs=3, seeds=5, test_n=5000),
-        'full':  dict(subset=None, bs=256, epochs=10, seeds=3, test_n=None, matched=dict(epochs=6))},  # matched: DeiT's convnet-vs-transformer teachers, the CNN tried at 1..epochs
+        'full':  dict(subset=1000, bs=256, epochs=4, seeds=3, test_n=None, matched=dict(epochs=3))},  # matched: DeiT's convnet-vs-transformer teachers, the CNN tried at 1..epochs
     'kd_methods': {
         'smoke': dict(subset=None, bs=32, epochs=1, seeds=2, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
         'quick': dict(subset=100, bs=64, epochs=2, seeds=5, test_n=2000, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp']),
-        'full':  dict(subset=500, bs=256, epochs=15, seeds=3, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'hard_kd', 'deit', 'fitnet', 'at', 'cwd', 'vit_proj', 'rkd', 'sp'])},
+        'full':  dict(subset=1000, bs=256, epochs=3, seeds=3, test_n=None, methods=['kd', 'kd_ls', 'dkd', 'nkd', 'dist', 'fitnet', 'vit_proj', 'rkd'])},  # the arms its claims compare
     'norm_batch_size': {
         'smoke': dict(depth=10, width=8, epochs=1, bs=32, subset=None, ks=(2, 32), setups=('BN', 'GN', 'GN+WS'), bcn_ks=(), seeds=3, test_n=None,
                       bench=dict(bs=4, size=8, channels=16, depth=10, width=8, groups=4, rounds=1, memory_formats=('channels_first',))),
         'quick': dict(depth=10, width=16, epochs=3, bs=64, subset=150, ks=(2, 32), setups=('BN', 'GN'), bcn_ks=(), seeds=5, test_n=2000,
                       bench=dict(bs=64, size=16, channels=64, depth=10, width=16, groups=8, rounds=3)),
-        'full':  dict(depth=18, width=32, epochs=4, bs=128, subset=None, ks=(2, 4, 8, 16, 32, 64), setups=('BN', 'GN', 'GN+WS', 'BCN+WS', 'LN'),
-                      bcn_ks=(2, 8, 64), seeds=3, test_n=None, bench=dict(bs=128, size=16, channels=128, depth=18, width=64, groups=32, rounds=10))},
+        'full':  dict(depth=18, width=32, epochs=4, bs=256, subset=1000, ks=(2, 8, 32), setups=('BN', 'GN', 'GN+WS', 'BCN+WS', 'LN'),
+                      bcn_ks=(2,), seeds=3, test_n=None, bench=dict(bs=128, size=16, channels=128, depth=18, width=64, groups=32, rounds=10))},
     'precision': {
         'smoke': dict(roles=('cnn', 'vit'), bs=32, steps=1, rounds=3, compile=False, seeds=3, subset=None, epochs=1, fit_batches=3),
         'quick': dict(roles=('cnn', 'vit'), bs=128, steps=3, rounds=5, compile=True, seeds=3, subset=250, epochs=5, fit_batches=10),
-        'full':  dict(roles=('cnn', 'vit'), bs=256, steps=5, rounds=5, compile=True, seeds=3, subset=500, epochs=10, fit_batches=20)},
+        'full':  dict(roles=('cnn', 'vit'), bs=256, steps=5, rounds=3, compile=True, seeds=3, subset=500, epochs=3, fit_batches=10)},
     'resize_method': {
         'smoke': dict(data={'digits': dict(per_class=30, size=16, patch=4, epochs=1)}, vit=dict(embed_dim=32, depth=1, num_heads=2), seeds=3, bs=32,
                       methods=('bilinear', 'lanczos5'),
@@ -120,14 +119,14 @@ SIZES = {
         'quick': dict(data={'digits': dict(per_class=None, size=32, patch=8, epochs=12)}, vit=dict(embed_dim=64, depth=2, num_heads=2), seeds=5, bs=32,
                       methods=('bilinear', 'lanczos5'),  # the claim's arms; full trains all five
                       bench=dict(cases=(((32, 32), 224), ((375, 500), 224)), batch_sizes=(1, 64), rounds=3)),
-        'full':  dict(data={'digits': dict(per_class=None, size=32, patch=4, epochs=30), 'cifar10': dict(per_class=None, size=64, patch=8, epochs=10)},
+        'full':  dict(data={'digits': dict(per_class=None, size=32, patch=4, epochs=15), 'cifar10': dict(per_class=500, size=64, patch=8, epochs=5)},
                       vit=dict(depth=6), seeds=3, bs=256, methods=('nearest', 'bilinear', 'bicubic', 'lanczos3', 'lanczos5'),
                       bench=dict(cases=(((32, 32), 224), ((375, 500), 224)), batch_sizes=(1, 256), rounds=10))},
     'small_data_vit': {
         'smoke': dict(vit=dict(depth=1), sizes={20: dict(bs=32, epochs=1)}, variants=('ViT', 'ViT+SPT+LSA'), seeds=3, bench=dict(steps=1, rounds=1)),
         'quick': dict(vit=dict(embed_dim=64, depth=3, num_heads=2), sizes={50: dict(bs=32, epochs=15)}, variants=('ViT', 'ViT+SPT+LSA'), seeds=5,
                       bench=dict(steps=2, rounds=3)),
-        'full':  dict(vit={}, sizes={500: dict(bs=128, epochs=30), -1: dict(bs=256, epochs=15)}, variants=('ViT', 'ViT+SPT', 'ViT+LSA', 'ViT+SPT+LSA'),
+        'full':  dict(vit={}, sizes={-1: dict(bs=256, epochs=5)}, variants=('ViT', 'ViT+SPT+LSA'),
                       seeds=3, bench=dict(steps=10, rounds=5))},
 }
 
